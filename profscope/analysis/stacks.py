@@ -1,0 +1,260 @@
+"""From a decoded :class:`Profile` to a merged :class:`StackSet`, and frame naming.
+
+No I/O here. Everything is vectorized over samples; the only Python loops run over distinct
+frames or label sets, which are far fewer.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BadInput
+from ..model import FrameTable, Label, Profile, StackSet, ValueType, csr_take
+
+GRANULARITIES = ("functions", "files", "lines", "addresses")
+
+_rng = np.random.default_rng(0x5EED_CAFE)
+_POS_MIX = _rng.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint64(1)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer over uint64 (wrapping arithmetic)."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """A 64-bit content hash per CSR row (order- and length-sensitive), vectorized."""
+    n = len(offsets) - 1
+    lens = np.diff(offsets)
+    with np.errstate(over="ignore"):
+        if len(flat) == 0:
+            return _mix(lens.astype(np.uint64))
+        pos = np.arange(len(flat), dtype=np.int64) - np.repeat(offsets[:-1], lens)
+        terms = _mix(flat.astype(np.uint64)) * _POS_MIX[pos % len(_POS_MIX)] + np.uint64(pos)
+        csum = np.cumsum(terms, dtype=np.uint64)
+        csum0 = np.concatenate([np.zeros(1, np.uint64), csum])
+        h = csum0[offsets[1:]] - csum0[offsets[:-1]]
+        return _mix(h ^ _mix(lens.astype(np.uint64))) if n else h
+
+
+def merge_rows(offsets: np.ndarray, flat: np.ndarray, values: np.ndarray,
+               extra_key: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Merge equal CSR rows (optionally also equal ``extra_key``), summing ``values`` (1-D or 2-D).
+
+    Returns (offsets, flat, summed values, inverse index of each input row)."""
+    h = stack_hashes(offsets, flat)
+    if extra_key is not None:
+        with np.errstate(over="ignore"):
+            h = _mix(h ^ _mix(extra_key.astype(np.uint64) + np.uint64(0x51)))
+    uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    if values.ndim == 1:
+        summed = np.zeros(len(uniq), np.int64)
+        np.add.at(summed, inv, values)
+    else:
+        summed = np.zeros((len(uniq), values.shape[1]), np.int64)
+        np.add.at(summed, inv, values)
+    new_offs, new_flat = csr_take(offsets, flat, first)
+    return new_offs, new_flat, summed, inv
+
+
+# ---------------------------------------------------------------- label filters
+@dataclass(frozen=True)
+class TagFilter:
+    """``key=regex`` (string labels) or ``key=lo:hi`` with optional units (numeric labels),
+    like pprof's -tagfocus / -tagignore. ``negate`` makes it a tagignore."""
+    key: str
+    pattern: str
+    negate: bool = False
+
+    @classmethod
+    def parse(cls, text: str, negate: bool = False) -> "TagFilter":
+        if "=" not in text:
+            raise BadInput(f"tag filter {text!r} must look like key=regex or key=min:max")
+        k, v = text.split("=", 1)
+        return cls(k.strip(), v.strip(), negate)
+
+    def matches(self, labels: tuple[Label, ...]) -> bool:
+        vals = [lb for lb in labels if lb.key == self.key]
+        hit = False
+        if vals:
+            rng = _numeric_range(self.pattern)
+            for lb in vals:
+                if lb.is_num and rng is not None:
+                    lo, hi = rng
+                    if (lo is None or lb.num >= lo) and (hi is None or lb.num <= hi):
+                        hit = True
+                elif not lb.is_num:
+                    try:
+                        if re.search(self.pattern, lb.str):
+                            hit = True
+                    except re.error as e:
+                        raise BadInput(f"tag filter {self.key}={self.pattern!r}: bad regex ({e})") from None
+        return hit != self.negate
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "ns": 1, "us": 1000,
+          "ms": 1000**2, "s": 1000**3}
+
+
+def _numeric_range(p: str) -> tuple[int | None, int | None] | None:
+    m = re.fullmatch(r"\s*(-?\d+)?\s*([a-zA-Z]*)\s*(:)?\s*(-?\d+)?\s*([a-zA-Z]*)\s*", p)
+    if not m or (m.group(1) is None and m.group(4) is None):
+        return None
+
+    def val(num, unit):
+        if num is None:
+            return None
+        return int(num) * _UNITS.get(unit.lower(), 1)
+    lo, hi = val(m.group(1), m.group(2)), val(m.group(4), m.group(5))
+    if m.group(3) is None:
+        return lo, lo
+    return lo, hi
+
+
+def label_mask(profile: Profile, filters: list[TagFilter]) -> np.ndarray | None:
+    """Boolean mask over samples, or None when no filter applies."""
+    if not filters:
+        return None
+    ok_sets = np.array([all(f.matches(ls) for f in filters) for ls in profile.label_sets], bool)
+    return ok_sets[profile.sample_labels]
+
+
+# ---------------------------------------------------------------- frame names
+def frame_keys(frames: FrameTable, granularity: str = "functions") -> tuple[np.ndarray, list[str]]:
+    """Map every frame to a node id at ``granularity``; returns (key id per frame, key names).
+
+    Names follow go tool pprof's ``NodeInfo.PrintableName``: address-only frames become
+    ``[binary]`` of their mapping, or ``<unknown>`` without one."""
+    if granularity not in GRANULARITIES:
+        raise BadInput(f"granularity {granularity!r} is not one of: {', '.join(GRANULARITIES)}")
+    names: list[str] = []
+    index: dict[str, int] = {}
+    out = np.empty(len(frames), np.int32)
+    for i in range(len(frames)):
+        nm = display_name(frames, i, granularity)
+        k = index.get(nm)
+        if k is None:
+            k = index[nm] = len(names)
+            names.append(nm)
+        out[i] = k
+    return out, names
+
+
+def display_name(frames: FrameTable, i: int, granularity: str = "functions") -> str:
+    name = frames.name[i]
+    file = frames.file[i] if granularity in ("files", "lines", "addresses") else ""
+    line = int(frames.line[i]) if granularity in ("lines", "addresses") else 0
+    if granularity == "files":
+        name = ""
+    parts = []
+    if granularity == "addresses" and int(frames.address[i]):
+        parts.append(f"{int(frames.address[i]):016x}")
+    if name:
+        parts.append(name)
+    if line and file:
+        parts.append(f"{os.path.normpath(file)}:{line}")
+    elif file:
+        parts.append(os.path.normpath(file))
+    elif name:
+        pass
+    elif frames.mapping_file[i]:
+        parts.append("[" + os.path.basename(frames.mapping_file[i]) + "]")
+    else:
+        parts.append("<unknown>")
+    return " ".join(parts)
+
+
+def frame_regex_mask(frames: FrameTable, pattern: str) -> np.ndarray:
+    """Frames whose function name, file name or mapping file matches ``pattern`` (pprof rules)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise BadInput(f"regex {pattern!r} is invalid: {e}") from None
+    return np.array([bool(rx.search(frames.name[i]) or rx.search(frames.file[i])
+                          or rx.search(frames.mapping_file[i])) for i in range(len(frames))], bool)
+
+
+def _rows_with_frame(ss_offsets: np.ndarray, flat: np.ndarray, frame_mask: np.ndarray) -> np.ndarray:
+    n = len(ss_offsets) - 1
+    if len(flat) == 0:
+        return np.zeros(n, bool)
+    hits = frame_mask[flat].astype(np.int64)
+    csum = np.concatenate([[0], np.cumsum(hits)])
+    return (csum[ss_offsets[1:]] - csum[ss_offsets[:-1]]) > 0
+
+
+@dataclass(frozen=True)
+class Filters:
+    focus: str | None = None
+    ignore: str | None = None
+    tags: tuple[TagFilter, ...] = ()
+
+
+def apply_frame_filters(ss: StackSet, focus: str | None, ignore: str | None) -> StackSet:
+    if not focus and not ignore:
+        return ss
+    keep = np.ones(ss.n_stacks, bool)
+    if focus:
+        keep &= _rows_with_frame(ss.stack_offsets, ss.stack_frames, frame_regex_mask(ss.frames, focus))
+    if ignore:
+        keep &= ~_rows_with_frame(ss.stack_offsets, ss.stack_frames, frame_regex_mask(ss.frames, ignore))
+    out = ss.subset(keep)
+    out.total = int(np.abs(out.values).sum())
+    return out
+
+
+def profile_to_stackset(profile: Profile, sample_type: str | None = None,
+                        filters: Filters = Filters()) -> StackSet:
+    """One sample type of a profile, merged per stack, with filters applied."""
+    ti = profile.type_index(sample_type)
+    v = profile.values[:, ti] if profile.n_samples else np.zeros(0, np.int64)
+    offs, flat = profile.stack_offsets, profile.stack_frames
+    mask = label_mask(profile, list(filters.tags))
+    labels = profile.sample_labels
+    if mask is not None:
+        rows = np.flatnonzero(mask)
+        offs, flat = csr_take(offs, flat, rows)
+        v, labels = v[rows], labels[rows]
+    # pprof total: samples merged by (stack, labels), then sum of absolute values
+    _, _, by_stack_label, _ = merge_rows(offs, flat, v, extra_key=labels)
+    total = int(np.abs(by_stack_label).sum())
+    m_offs, m_flat, m_vals, _ = merge_rows(offs, flat, v)
+    st = profile.sample_types[ti] if profile.sample_types else ValueType("", "")
+    ss = StackSet(m_offs, m_flat, m_vals, profile.frames, st, total, 1, profile.duration_nanos,
+                  profile.period, profile.period_type)
+    return apply_frame_filters(ss, filters.focus, filters.ignore)
+
+
+def concat_stacksets(sets: list[StackSet]) -> StackSet:
+    """Merge several stack sets of the same sample type (frames tables are concatenated)."""
+    if len(sets) == 1:
+        return sets[0]
+    offs_parts, flat_parts, vals, frame_tables = [], [], [], []
+    base_frame = 0
+    base_off = 0
+    for s in sets:
+        offs_parts.append(s.stack_offsets[:-1] + base_off)
+        flat_parts.append(s.stack_frames.astype(np.int64) + base_frame)
+        vals.append(s.values)
+        base_off += int(s.stack_offsets[-1])
+        base_frame += len(s.frames)
+        frame_tables.append(s.frames)
+    offs = np.concatenate(offs_parts + [np.array([base_off])]).astype(np.int64)
+    flat = np.concatenate(flat_parts).astype(np.int32) if flat_parts else np.zeros(0, np.int32)
+    frames = FrameTable(
+        sum((f.name for f in frame_tables), []), sum((f.system_name for f in frame_tables), []),
+        sum((f.file for f in frame_tables), []), np.concatenate([f.line for f in frame_tables]),
+        np.concatenate([f.start_line for f in frame_tables]),
+        np.concatenate([f.address for f in frame_tables]),
+        sum((f.mapping_file for f in frame_tables), []))
+    m_offs, m_flat, m_vals, _ = merge_rows(offs, flat, np.concatenate(vals))
+    first = sets[0]
+    return StackSet(m_offs, m_flat, m_vals, frames, first.sample_type, sum(s.total for s in sets),
+                    sum(s.n_profiles for s in sets), sum(s.duration_nanos for s in sets),
+                    first.period, first.period_type)
