@@ -18,6 +18,7 @@ from ..query.selector import Matcher, Selection
 from .db import Database
 from .ingest import Dictionaries, IngestResult, ingest_profile
 from .select import INT64_MAX, INT64_MIN, candidate_series, match_profiles, select_stackset
+from .traces import TraceStore
 
 __all__ = ["Store", "IngestResult", "default_data_dir"]
 
@@ -39,6 +40,7 @@ class Store:
         self.limits = limits
         self.dicts = Dictionaries()
         self.dicts.load(self.db)
+        self.traces = TraceStore(self.db, self.dicts)  # spans and trace links (store/traces.py)
 
     # ------------------------------------------------------------------ write
     def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:

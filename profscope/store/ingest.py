@@ -18,7 +18,9 @@ from ..analysis.stacks import merge_rows, stack_hashes
 from ..errors import BadInput, LimitExceeded
 from ..limits import Limits
 from ..model import Label, Profile
+from ..traceids import Link
 from .db import Database
+from .links import link_rows
 
 RESERVED_OK = {"__name__"}
 
@@ -36,6 +38,7 @@ class Dictionaries:
     labelset_labels: dict[int, dict[str, str]] = field(default_factory=dict)
     series: dict[int, int] = field(default_factory=dict)
     series_info: dict[int, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
+    labelset_links: dict[int, Link | None] = field(default_factory=dict)  # filled lazily by links.py
     next_profile: int = 1
 
     def load(self, db: Database) -> None:
@@ -188,7 +191,8 @@ def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict
         row_ls = ls_gid[row_labels]
 
         # 5. one series + profile per sample type
-        profile_rows, sample_tables, ptypes = [], [], []
+        profile_rows, sample_tables, link_tables, ptypes = [], [], [], []
+        new_labels = {g: dict(zip(keys, vals, strict=True)) for g, _h, keys, vals, _u in new["labelsets"]}
         pt = profile.period_type
         order = np.argsort(row_stack, kind="stable")
         for t, st in enumerate(profile.sample_types):
@@ -217,8 +221,12 @@ def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict
                 "value": pa.array(col[nz], pa.int64()),
             }))
             ptypes.append(ptype)
+            # trace links (span / trace ids in sample labels), see links.py
+            links = link_rows(d, pid, row_ls[nz], int(time_nanos), int(profile.duration_nanos), new_labels)
+            if links is not None:
+                link_tables.append(links)
 
-        _write(db, new, profile_rows, sample_tables)
+        _write(db, new, profile_rows, sample_tables, link_tables)
         # caches change only after a successful commit
         d.frames.update(staged["frames"])
         d.stacks.update(staged["stacks"])
@@ -260,7 +268,8 @@ class _Counters:
         d.next_profile = self.next["profiles"]
 
 
-def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: list[pa.Table]) -> None:
+def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: list[pa.Table],
+           link_tables: list[pa.Table]) -> None:
     con = db.con
     con.execute("BEGIN TRANSACTION")
     try:
@@ -289,6 +298,10 @@ def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: li
         con.register("new_samples", samples)
         con.execute("INSERT INTO samples SELECT * FROM new_samples")
         con.unregister("new_samples")
+        if link_tables:
+            con.register("new_links", pa.concat_tables(link_tables))
+            con.execute("INSERT INTO sample_links SELECT * FROM new_links")
+            con.unregister("new_links")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -166,7 +166,11 @@ def stacks_and_frames(db: Database, stack_ids: np.ndarray) -> tuple[np.ndarray, 
 
 
 def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
-    m = match_profiles(db, d, sel)
+    return stackset_of(db, match_profiles(db, d, sel))
+
+
+def stackset_of(db: Database, m: Matched) -> StackSet:
+    """Merge the matched profiles (or (profile, label set) pairs) into a stack set."""
     parts = m.profile_type.split(":")
     st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
     if not len(m.profile_ids):

@@ -1,0 +1,164 @@
+"""Tables over trace joins: sampled time per span of a trace, and exemplar spans for a function.
+
+Both aggregate in DuckDB over the linked (profile, label set) pairs and finish with numpy over
+distinct stacks and label sets (never per sample).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ..analysis.stacks import _rows_with_frame, display_name, frame_regex_mask
+from ..errors import BadInput
+from ..store.select import Matched
+from ..traceids import span_hex, trace_hex, trace_id_arg
+from .selector import Selection
+from .spantree import SpanForest
+from .traces import resolve_type
+
+
+def _unit(ptype: str) -> tuple[str, str]:
+    parts = ptype.split(":")
+    return (parts[1], parts[2]) if len(parts) >= 3 else ("", "")
+
+
+def _restrict(links: dict[str, np.ndarray], m: Matched) -> dict[str, np.ndarray]:
+    """Keep links inside the selection's own (profile, label set) pairs, when it has some."""
+    if m.pairs is None or not len(links["profile_id"]):
+        return links
+    want = (m.pairs[0].astype(np.int64) << 32) | m.pairs[1].astype(np.int64)
+    have = (links["profile_id"].astype(np.int64) << 32) | links["labelset_id"].astype(np.int64)
+    keep = np.isin(have, want)
+    return {k: v[keep] for k, v in links.items()}
+
+
+def span_table(store, sel: Selection, trace_id: str | int) -> dict:
+    """Self and total sampled value of every span of a trace.
+
+    A sample counts in the self value of the span whose id it carries (its ``span_id`` label
+    or link; else its Datadog local root); a span's total adds its descendants' totals. Linked
+    samples whose span is not stored appear as rows with ``stored: false``."""
+    tid = trace_id if isinstance(trace_id, int) else trace_id_arg(trace_id)
+    sel = resolve_type(store, sel)
+    tr = store.traces
+    m = tr.match(sel)
+    forest = SpanForest(tr.trace_spans(sel.tenant, [tid]))
+    by_id: dict[int, tuple] = {}
+    for k in forest.keys:                        # pyroscope.profile.id first, own ids win
+        p = int(forest.value(k, "profile_span_id"))
+        if p:
+            by_id.setdefault(p, k)
+    for k in forest.keys:
+        by_id[k[2]] = k
+    ids = sorted(by_id)
+    links = _restrict(tr.links(m.profile_ids, span_ids=ids, root_ids=ids, trace_ids=[tid]), m)
+    vals = tr.link_values(links) if len(links["profile_id"]) else {"span_id": [], "root_span_id": [], "value": []}
+    self_: dict = defaultdict(int)
+    for sid, root, v in zip(np.asarray(vals["span_id"]).tolist(), np.asarray(vals["root_span_id"]).tolist(),
+                            np.asarray(vals["value"]).tolist(), strict=True):
+        who = sid or root
+        self_[by_id.get(who, who)] += int(v)     # a stored span's key, else the bare id
+    order = forest.preorder()
+    total: dict = {}
+    for k, _d in reversed(order):
+        total[k] = self_.get(k, 0) + sum(total[c] for c in forest.children.get(k, ()) if c in total)
+    rows = []
+    for k, depth in order:
+        start, end = int(forest.value(k, "start_ns")), int(forest.value(k, "end_ns"))
+        parent = forest.parent[k]
+        rows.append({"span_id": span_hex(k[2]), "parent_span_id": span_hex(parent[2]) if parent else None,
+                     "name": str(forest.value(k, "name")), "service": str(forest.value(k, "service")),
+                     "depth": depth, "start_ns": start, "duration_ns": end - start,
+                     "self": self_.get(k, 0), "total": total[k], "stored": True})
+    for who, v in sorted(self_.items(), key=lambda kv: -kv[1]):
+        if not isinstance(who, tuple):
+            rows.append({"span_id": span_hex(who), "parent_span_id": None, "name": None, "service": None,
+                         "depth": 0, "start_ns": None, "duration_ns": None, "self": v, "total": v,
+                         "stored": False})
+    st, unit = _unit(m.profile_type)
+    notes = []
+    tagged_roots_only = all(r["self"] == 0 for r in rows if r["depth"] > 0) and any(
+        int(forest.value(k, "profile_span_id")) for k in forest.keys)
+    if tagged_roots_only and rows:
+        notes.append("profiles tag only the local root span (pyroscope.profile.id): the CPU of child spans "
+                     "is counted in the self value of their local root")
+    return {"trace_id": trace_hex(tid), "profile_type": m.profile_type, "sample_type": st, "unit": unit,
+            "total": int(sum(self_.values())), "spans": rows, "notes": notes}
+
+
+def exemplars(store, sel: Selection, function: str | None = None, frame: str | None = None,
+              limit: int = 10) -> dict:
+    """Spans and traces that spent the most in a function (exact name at function granularity)
+    or in frames matching a regex, within a selection, with the value spent there and each
+    span's total sampled value."""
+    if bool(function) == bool(frame):
+        raise BadInput("give exactly one of function (a function name) or frame (a regex)")
+    sel = resolve_type(store, sel)
+    tr = store.traces
+    m = tr.match(sel)
+    st, unit = _unit(m.profile_type)
+    links = _restrict(tr.all_links(m.profile_ids), m)
+    empty = {"profile_type": m.profile_type, "sample_type": st, "unit": unit, "function": function,
+             "frame": frame, "total": 0, "spans": [], "traces": []}
+    if not len(links["profile_id"]):
+        return empty
+    pid = links["profile_id"].astype(np.int64)
+    rows = tr.merged_rows(Matched(np.unique(pid), (pid, links["labelset_id"].astype(np.int32)),
+                                  m.profile_type, 0, 0, None))
+    stack = rows["stack_id"].astype(np.int64)
+    uniq, inv = np.unique(stack, return_inverse=True)
+    offs, flat, frames = tr.stacks(uniq)
+    if function:
+        fmask = np.array([display_name(frames, i, "functions") == function for i in range(len(frames))], bool)
+    else:
+        fmask = frame_regex_mask(frames, frame or "")
+    hit = _rows_with_frame(offs, flat, fmask)[inv]
+    value = rows["value"].astype(np.int64)
+    ls = rows["labelset_id"].astype(np.int64)
+    # per label set: value in the function, total value; label set -> link
+    ls_u, ls_inv = np.unique(ls, return_inverse=True)
+    in_fn = np.bincount(ls_inv, weights=np.where(hit, value, 0), minlength=len(ls_u)).astype(np.int64)
+    all_v = np.bincount(ls_inv, weights=value, minlength=len(ls_u)).astype(np.int64)
+    from ..store.links import labelset_link
+    per_span: dict = defaultdict(lambda: [0, 0])
+    for i, lsid in enumerate(ls_u.tolist()):
+        lk = labelset_link(store.dicts, lsid)
+        if lk is None:
+            continue
+        key = (lk.span_id or lk.root_span_id, lk.trace_hi, lk.trace_lo)
+        per_span[key][0] += int(in_fn[i])
+        per_span[key][1] += int(all_v[i])
+    ranked = sorted(((k, v) for k, v in per_span.items() if v[0] > 0), key=lambda kv: (-kv[1][0], kv[0]))
+    info = _span_info(tr, sel.tenant, {k[0] for k, _ in ranked if k[0]})
+    spans_out, traces = [], defaultdict(lambda: [0, set()])
+    for (sid, hi, lo), (v_fn, v_all) in ranked:
+        sp = info.get(sid)
+        trace = (hi << 64 | lo) or (sp["trace"] if sp else 0)
+        if trace:
+            traces[trace][0] += v_fn
+            if sid:
+                traces[trace][1].add(sid)
+        if len(spans_out) < limit:
+            spans_out.append({"span_id": span_hex(sid) if sid else None, "trace_id": trace_hex(trace) if trace else None,
+                              "value": v_fn, "span_total": v_all,
+                              "name": sp["name"] if sp else None, "service": sp["service"] if sp else None,
+                              "start_ns": sp["start_ns"] if sp else None,
+                              "duration_ns": sp["duration_ns"] if sp else None})
+    traces_out = [{"trace_id": trace_hex(t), "value": v, "spans": len(s)}
+                  for t, (v, s) in sorted(traces.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]]
+    empty.update(total=int(value[hit].sum()), spans=spans_out, traces=traces_out)
+    return empty
+
+
+def _span_info(tr, tenant: str, span_ids: set[int]) -> dict[int, dict]:
+    """Stored span (or the span whose pyroscope.profile.id it is) per id."""
+    if not span_ids:
+        return {}
+    sp = tr.find_spans(tenant, span_ids=sorted(span_ids))
+    out: dict[int, dict] = {}
+    for i, sid in enumerate(sp["span_id"].tolist()):
+        out[sid] = {"trace": (int(sp["trace_hi"][i]) << 64) | int(sp["trace_lo"][i]), "name": str(sp["name"][i]),
+                    "service": str(sp["service"][i]), "start_ns": int(sp["start_ns"][i]),
+                    "duration_ns": int(sp["end_ns"][i]) - int(sp["start_ns"][i])}
+    return out
