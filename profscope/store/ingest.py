@@ -19,8 +19,8 @@ from ..errors import BadInput, LimitExceeded
 from ..limits import Limits
 from ..model import Label, Profile
 from ..traceids import Link
-from .db import Database
-from .links import link_rows
+from .db import Database, load_sql
+from .links import labelset_link_table
 
 RESERVED_OK = {"__name__"}
 
@@ -191,8 +191,7 @@ def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict
         row_ls = ls_gid[row_labels]
 
         # 5. one series + profile per sample type
-        profile_rows, sample_tables, link_tables, ptypes = [], [], [], []
-        new_labels = {g: dict(zip(keys, vals, strict=True)) for g, _h, keys, vals, _u in new["labelsets"]}
+        profile_rows, sample_tables, ptypes = [], [], []
         pt = profile.period_type
         order = np.argsort(row_stack, kind="stable")
         for t, st in enumerate(profile.sample_types):
@@ -221,12 +220,9 @@ def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict
                 "value": pa.array(col[nz], pa.int64()),
             }))
             ptypes.append(ptype)
-            # trace links (span / trace ids in sample labels), see links.py
-            links = link_rows(d, pid, row_ls[nz], int(time_nanos), int(profile.duration_nanos), new_labels)
-            if links is not None:
-                link_tables.append(links)
 
-        _write(db, new, profile_rows, sample_tables, link_tables)
+        links = labelset_link_table(d, new["labelsets"], sample_tables)  # trace links, see links.py
+        _write(db, new, profile_rows, sample_tables, links)
         # caches change only after a successful commit
         d.frames.update(staged["frames"])
         d.stacks.update(staged["stacks"])
@@ -269,7 +265,7 @@ class _Counters:
 
 
 def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: list[pa.Table],
-           link_tables: list[pa.Table]) -> None:
+           links: pa.Table | None = None) -> None:
     con = db.con
     con.execute("BEGIN TRANSACTION")
     try:
@@ -297,11 +293,11 @@ def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: li
         samples = pa.concat_tables(sample_tables) if len(sample_tables) > 1 else sample_tables[0]
         con.register("new_samples", samples)
         con.execute("INSERT INTO samples SELECT * FROM new_samples")
+        if links is not None:
+            con.register("new_labelset_links", links)
+            con.execute(load_sql("sample_links_insert"))
+            con.unregister("new_labelset_links")
         con.unregister("new_samples")
-        if link_tables:
-            con.register("new_links", pa.concat_tables(link_tables))
-            con.execute("INSERT INTO sample_links SELECT * FROM new_links")
-            con.unregister("new_links")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
