@@ -77,7 +77,7 @@ class TagFilter:
     negate: bool = False
 
     @classmethod
-    def parse(cls, text: str, negate: bool = False) -> "TagFilter":
+    def parse(cls, text: str, negate: bool = False) -> TagFilter:
         if "=" not in text:
             raise BadInput(f"tag filter {text!r} must look like key=regex or key=min:max")
         k, v = text.split("=", 1)

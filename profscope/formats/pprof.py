@@ -10,8 +10,8 @@ messages that name the offending field.
 """
 from __future__ import annotations
 
-from itertools import chain
 import re
+from itertools import chain
 
 import numpy as np
 from google.protobuf.message import DecodeError
