@@ -12,7 +12,6 @@ import pytest
 from google.protobuf import json_format
 
 from profscope.analysis.top import top_table
-from profscope.api import create_app
 from profscope.formats import decode
 from profscope.query.selector import Selection
 from profscope.query.spanquery import SpanQuery
@@ -27,18 +26,6 @@ SPAN_FILE = "pyroscope-agpl/pyro_go_span_id.cpu.pb.gz"
 PID_FILE = "pyroscope-agpl/pyro_go_labels_profile_id.cpu.pb.gz"
 needs_go = pytest.mark.skipif(not have_go(), reason="go tool pprof (Debian golang-go) is the oracle")
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-
-
-@pytest.fixture
-def app(tmp_path):
-    a = create_app({"data_dir": str(tmp_path / "data")})
-    yield a
-    a.extensions["profscope"].store.close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

@@ -7,15 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-from profscope.api import create_app
 
 pytestmark = pytest.mark.slow
 APP = Path(__file__).resolve().parent / "fixtures" / "traced_app.py"
@@ -38,20 +35,12 @@ def _has_push_endpoint(base: str) -> bool:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(live_server):
     pytest.importorskip("opentelemetry.sdk", reason="test extra: opentelemetry-sdk")
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="test extra: opentelemetry-exporter-otlp-proto-http")
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http",
+                        reason="test extra: opentelemetry-exporter-otlp-proto-http")
     pytest.importorskip("pyroscope.otel", reason="test extra: pyroscope-otel")
-    import waitress
-    app = create_app({"data_dir": str(tmp_path / "data")})
-    srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, _quiet=True)
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    base = f"http://127.0.0.1:{srv.effective_port}"
-    yield base
-    srv.close()
-    t.join(10)
-    app.extensions["profscope"].store.close()
+    return live_server.url
 
 
 def test_slow_requests_show_slow_function(server, tmp_path):

@@ -1,10 +1,9 @@
 """Trace links at ingest: which (profile, label set) pairs carry a span or trace id.
 
-The ingest hook :func:`labelset_link_table` runs just before the write transaction: for the
-label sets the new samples use, it returns their links (span, trace, local root ids; see
-:mod:`profscope.traceids`). Inside the transaction ``sql/queries/sample_links_insert.sql``
-turns them into ``sample_links`` rows, one per distinct (profile, label set) pair. Label sets
-are few compared to samples, so the per-label-set work here is a dictionary lookup.
+The ingest hook :func:`link_rows` runs while a profile is staged: for the label sets one
+profile's samples use, it returns ``sample_links`` rows (span, trace and local root ids, see
+:mod:`profscope.traceids`), written in the same transaction as the samples. Label sets are few
+compared to samples, so the per-label-set work here is a cached dictionary lookup.
 """
 from __future__ import annotations
 
@@ -20,12 +19,12 @@ if TYPE_CHECKING:
     from .db import Database
     from .ingest import Dictionaries
 
-LINK_SCHEMA = pa.schema([("labelset_id", pa.int32()), ("span_id", pa.uint64()), ("trace_hi", pa.uint64()),
-                         ("trace_lo", pa.uint64()), ("root_span_id", pa.uint64())])
+LINK_COLUMNS = ("span_id", "trace_hi", "trace_lo", "root_span_id")
 
 
 def labelset_link(d: Dictionaries, labelset_id: int) -> Link | None:
-    """The link of a stored label set (cached in ``d.labelset_links``)."""
+    """The link of a label set in ``d`` (cached in ``d.labelset_links``, which is cleared
+    whenever the dictionaries are reset)."""
     cache = d.labelset_links
     if labelset_id not in cache:
         labels = d.labelset_labels.get(labelset_id)
@@ -33,42 +32,35 @@ def labelset_link(d: Dictionaries, labelset_id: int) -> Link | None:
     return cache[labelset_id]
 
 
-def _table(rows: list[tuple[int, Link]]) -> pa.Table | None:
-    if not rows:
-        return None
-    return pa.table({"labelset_id": pa.array([r[0] for r in rows], pa.int32()),
-                     "span_id": pa.array([r[1].span_id for r in rows], pa.uint64()),
-                     "trace_hi": pa.array([r[1].trace_hi for r in rows], pa.uint64()),
-                     "trace_lo": pa.array([r[1].trace_lo for r in rows], pa.uint64()),
-                     "root_span_id": pa.array([r[1].root_span_id for r in rows], pa.uint64())},
-                    schema=LINK_SCHEMA)
+def _link_columns(rows: list[tuple[int, Link]]) -> dict[str, pa.Array]:
+    return {"labelset_id": pa.array([r[0] for r in rows], pa.int32()),
+            **{c: pa.array([getattr(r[1], c) for r in rows], pa.uint64()) for c in LINK_COLUMNS}}
 
 
-def labelset_link_table(d: Dictionaries, new_labelsets: list[tuple], sample_tables: list[pa.Table]
-                        ) -> pa.Table | None:
-    """Links of the label sets used by ``sample_tables`` (None when none carries a link).
-
-    ``new_labelsets`` are the ``(id, hash, keys, vals, units)`` rows this ingest adds; their links
-    are not cached, since their ids are only final once the transaction commits."""
-    new = {g: dict(zip(keys, vals, strict=True)) for g, _h, keys, vals, _u in new_labelsets}
-    used = [t.column("labelset_id").to_numpy() for t in sample_tables if t.num_rows]
-    if not used:
+def link_rows(d: Dictionaries, samples: pa.Table, time_nanos: int, duration_nanos: int) -> pa.Table | None:
+    """``sample_links`` rows for one profile's sample rows (None when no label set has a link)."""
+    if not samples.num_rows:
         return None
     rows: list[tuple[int, Link]] = []
-    for ls in np.unique(np.concatenate(used)).tolist():
-        if ls == 0:
-            continue
-        link = link_from_labels(new[ls]) if ls in new else labelset_link(d, ls)
+    for ls in np.unique(samples.column("labelset_id").to_numpy()).tolist():
+        link = labelset_link(d, ls) if ls else None
         if link is not None:
             rows.append((ls, link))
-    return _table(rows)
+    if not rows:
+        return None
+    n = len(rows)
+    cols = _link_columns(rows)
+    return pa.table({"profile_id": pa.array(np.full(n, samples.column("profile_id")[0].as_py(), np.int64)),
+                     **cols, "time_nanos": pa.array(np.full(n, time_nanos, np.int64)),
+                     "duration_nanos": pa.array(np.full(n, duration_nanos, np.int64))})
 
 
 def backfill(db: Database, d: Dictionaries) -> int:
     """Fill ``sample_links`` for samples stored before schema version 2. Returns its rows."""
-    t = _table([(ls, lk) for ls in d.labelset_labels if ls and (lk := labelset_link(d, ls)) is not None])
-    if t is None:
+    rows = [(ls, lk) for ls in list(d.labelset_labels) if ls and (lk := labelset_link(d, ls)) is not None]
+    if not rows:
         return 0
+    t = pa.table(_link_columns(rows))
     con = db.con
     with db.write_lock:
         con.register("linked_labelsets", t)
