@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..analysis.stacks import _rows_with_frame, display_name, frame_regex_mask
+from ..analysis.stacks import display_name, frame_regex_mask
 from ..errors import BadInput
 from ..store.select import Matched
 from ..traceids import span_hex, trace_hex, trace_id_arg
@@ -91,64 +91,74 @@ def exemplars(store, sel: Selection, function: str | None = None, frame: str | N
               limit: int = 10) -> dict:
     """Spans and traces that spent the most in a function (exact name at function granularity)
     or in frames matching a regex, within a selection, with the value spent there and each
-    span's total sampled value."""
+    span's total sampled value.
+
+    The frames are matched in the in-memory frame dictionary; DuckDB finds the stacks holding
+    them and sums the linked samples of those stacks per span."""
     if bool(function) == bool(frame):
         raise BadInput("give exactly one of function (a function name) or frame (a regex)")
     sel = resolve_type(store, sel)
     tr = store.traces
     m = tr.match(sel)
     st, unit = _unit(m.profile_type)
-    links = _restrict(tr.all_links(m.profile_ids), m)
-    empty = {"profile_type": m.profile_type, "sample_type": st, "unit": unit, "function": function,
-             "frame": frame, "total": 0, "spans": [], "traces": []}
-    if not len(links["profile_id"]):
-        return empty
-    pid = links["profile_id"].astype(np.int64)
-    rows = tr.merged_rows(Matched(np.unique(pid), (pid, links["labelset_id"].astype(np.int32)),
-                                  m.profile_type, 0, 0, None))
-    stack = rows["stack_id"].astype(np.int64)
-    uniq, inv = np.unique(stack, return_inverse=True)
-    offs, flat, frames = tr.stacks(uniq)
+    out = {"profile_type": m.profile_type, "sample_type": st, "unit": unit, "function": function,
+           "frame": frame, "total": 0, "spans": [], "traces": []}
+    ids, table = tr.frames()
     if function:
-        fmask = np.array([display_name(frames, i, "functions") == function for i in range(len(frames))], bool)
+        hit = [ids[i] for i in range(len(table)) if display_name(table, i, "functions") == function]
     else:
-        fmask = frame_regex_mask(frames, frame or "")
-    hit = _rows_with_frame(offs, flat, fmask)[inv]
-    value = rows["value"].astype(np.int64)
-    ls = rows["labelset_id"].astype(np.int64)
-    # per label set: value in the function, total value; label set -> link
-    ls_u, ls_inv = np.unique(ls, return_inverse=True)
-    in_fn = np.bincount(ls_inv, weights=np.where(hit, value, 0), minlength=len(ls_u)).astype(np.int64)
-    all_v = np.bincount(ls_inv, weights=value, minlength=len(ls_u)).astype(np.int64)
-    from ..store.links import labelset_link
-    per_span: dict = defaultdict(lambda: [0, 0])
-    for i, lsid in enumerate(ls_u.tolist()):
-        lk = labelset_link(store.dicts, lsid)
-        if lk is None:
-            continue
-        key = (lk.span_id or lk.root_span_id, lk.trace_hi, lk.trace_lo)
-        per_span[key][0] += int(in_fn[i])
-        per_span[key][1] += int(all_v[i])
-    ranked = sorted(((k, v) for k, v in per_span.items() if v[0] > 0), key=lambda kv: (-kv[1][0], kv[0]))
-    info = _span_info(tr, sel.tenant, {k[0] for k, _ in ranked if k[0]})
-    spans_out, traces = [], defaultdict(lambda: [0, set()])
-    for (sid, hi, lo), (v_fn, v_all) in ranked:
+        mask = frame_regex_mask(table, frame or "")
+        hit = [ids[i] for i in np.flatnonzero(mask).tolist()]
+    links = _restrict(tr.all_links(m.profile_ids), m) if hit else None
+    if links is None or not len(links["profile_id"]):
+        return out
+    keys, value = _per_span(tr.link_values(links, tr.stacks_with_frames(hit)))
+    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0], -value))
+    keys, value = keys[order], value[order]
+    top = keys[:limit]
+    # span -> trace from the spans table where the samples carry no trace id
+    need = np.unique(keys[(keys[:, 1] == 0) & (keys[:, 2] == 0), 0])
+    info = _span_info(tr, sel.tenant, set(top[:, 0].tolist()) | set(need.tolist()))
+    trace = [(int(h) << 64) | int(lo) or info.get(int(w), {}).get("trace", 0) for w, h, lo in keys.tolist()]
+    # each shown span's total sampled value (all stacks), over its own links only
+    top_ids = top[:, 0]
+    mine = np.isin(links["span_id"], top_ids) | (np.isin(links["root_span_id"], top_ids) & (links["span_id"] == 0))
+    totals: dict = {}
+    if mine.any():
+        tk, tv = _per_span(tr.link_values({k: v[mine] for k, v in links.items()}))
+        totals = dict(zip(map(tuple, tk.tolist()), tv.tolist(), strict=True))
+    for i, (sid, hi, lo) in enumerate(top.tolist()):
         sp = info.get(sid)
-        trace = (hi << 64 | lo) or (sp["trace"] if sp else 0)
-        if trace:
-            traces[trace][0] += v_fn
+        out["spans"].append({"span_id": span_hex(sid) if sid else None,
+                             "trace_id": trace_hex(trace[i]) if trace[i] else None,
+                             "value": int(value[i]), "span_total": int(totals.get((sid, hi, lo), 0)),
+                             "name": sp["name"] if sp else None, "service": sp["service"] if sp else None,
+                             "start_ns": sp["start_ns"] if sp else None,
+                             "duration_ns": sp["duration_ns"] if sp else None})
+    traces: dict = defaultdict(lambda: [0, set()])
+    for (sid, _h, _l), t, v in zip(keys.tolist(), trace, value.tolist(), strict=True):
+        if t:
+            traces[t][0] += v
             if sid:
-                traces[trace][1].add(sid)
-        if len(spans_out) < limit:
-            spans_out.append({"span_id": span_hex(sid) if sid else None, "trace_id": trace_hex(trace) if trace else None,
-                              "value": v_fn, "span_total": v_all,
-                              "name": sp["name"] if sp else None, "service": sp["service"] if sp else None,
-                              "start_ns": sp["start_ns"] if sp else None,
-                              "duration_ns": sp["duration_ns"] if sp else None})
-    traces_out = [{"trace_id": trace_hex(t), "value": v, "spans": len(s)}
-                  for t, (v, s) in sorted(traces.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]]
-    empty.update(total=int(value[hit].sum()), spans=spans_out, traces=traces_out)
-    return empty
+                traces[t][1].add(sid)
+    out["traces"] = [{"trace_id": trace_hex(t), "value": v, "spans": len(s)}
+                     for t, (v, s) in sorted(traces.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]]
+    out["total"] = int(value.sum())
+    return out
+
+
+def _per_span(vals: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum link values per (span id or else local root, trace hi, trace lo); positive sums only."""
+    sid = vals["span_id"].astype(np.uint64)
+    who = np.where(sid != 0, sid, vals["root_span_id"].astype(np.uint64))
+    keys = np.stack([who, vals["trace_hi"].astype(np.uint64), vals["trace_lo"].astype(np.uint64)], axis=1)
+    if not len(keys):
+        return keys.reshape(0, 3), np.zeros(0, np.int64)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    sums = np.zeros(len(uniq), np.int64)
+    np.add.at(sums, inv.reshape(-1), vals["value"].astype(np.int64))
+    keep = sums > 0
+    return uniq[keep], sums[keep]
 
 
 def _span_info(tr, tenant: str, span_ids: set[int]) -> dict[int, dict]:

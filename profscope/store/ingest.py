@@ -320,9 +320,14 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
         stacks = [t for j in batch for t in j.stacks]
         if stacks:
             con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
+        labelsets = [row for j in batch for row in j.labelsets]
+        if labelsets:  # one insert: span/trace labels make a new label set per request
+            cols = list(zip(*labelsets, strict=True))
+            strs = pa.list_(pa.string())
+            con.from_arrow(pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
+                                     "keys": pa.array(cols[2], strs), "vals": pa.array(cols[3], strs),
+                                     "units": pa.array(cols[4], strs)})).insert_into("labelsets")
         for j in batch:
-            for row in j.labelsets:
-                con.execute("INSERT INTO labelsets VALUES (?, ?, ?, ?, ?)", list(row))
             for row in j.series:
                 con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
         profiles = [p for j in batch for p in j.profiles]

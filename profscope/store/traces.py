@@ -11,13 +11,13 @@ import numpy as np
 import pyarrow as pa
 
 from ..formats.otlp_traces import SpanBatch
-from ..model import StackSet
+from ..model import FrameTable, StackSet
 from ..query.selector import Selection
 from ..query.spanquery import STATUS, SpanQuery
 from .db import Database, load_sql
 from .ingest import Dictionaries
 from .links import backfill
-from .select import Matched, match_profiles, merged_rows, stacks_and_frames, stackset_of
+from .select import Matched, match_profiles, stackset_of
 
 U64 = pa.uint64()
 _MAP = pa.map_(pa.string(), pa.string())
@@ -147,15 +147,36 @@ class TraceStore:
         finally:
             con.unregister("sel_profiles")
 
-    def link_values(self, links: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Sampled value per distinct (span, trace, local root) over the given linked pairs."""
+    def link_values(self, links: dict[str, np.ndarray], stack_ids: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
+        """Sampled value per distinct (span, trace, local root) over the given linked pairs;
+        with ``stack_ids``, only samples of those stacks count."""
         con = self.db.con
         con.register("sel_links", pa.table({k: links[k] for k in (
             "profile_id", "labelset_id", "span_id", "trace_hi", "trace_lo", "root_span_id")}))
+        names = ["sel_links"]
+        if stack_ids is not None:
+            names.append(self._register_ids("want_stacks", stack_ids, pa.int32()))
         try:
-            return con.sql(load_sql("link_values")).fetchnumpy()
+            return con.sql(load_sql("link_values" if stack_ids is None else "link_values_in_stacks")).fetchnumpy()
         finally:
-            con.unregister("sel_links")
+            for n in names:
+                con.unregister(n)
+
+    def stacks_with_frames(self, frame_ids: list[int]) -> np.ndarray:
+        """Ids of the stored stacks that contain any of ``frame_ids``."""
+        con = self.db.con
+        self._register_ids("want_frames", frame_ids, pa.int32())
+        try:
+            return con.sql(load_sql("stacks_with_frames")).fetchnumpy()["id"].astype(np.int32)
+        finally:
+            con.unregister("want_frames")
+
+    def frames(self) -> tuple[list[int], FrameTable]:
+        """Every stored frame: (ids, table), from the in-memory dictionary."""
+        with self.dicts.lock:
+            items = list(self.dicts.frames.items())
+        return [i for _, i in items], FrameTable.from_rows([k for k, _ in items])
 
     def overlapping(self, profile_ids: np.ndarray, start_ns: int, end_ns: int) -> np.ndarray:
         """Those of ``profile_ids`` whose time window overlaps ``[start_ns, end_ns]``."""
@@ -181,21 +202,14 @@ class TraceStore:
         """The profiles (and label-set pairs) a selection covers, as for ``Store.select``."""
         return match_profiles(self.db, self.dicts, sel)
 
-    def merged_rows(self, m: Matched) -> dict[str, np.ndarray]:
-        """``stack_id, labelset_id, value`` merged over matched pairs."""
-        return merged_rows(self.db, m)
-
-    def stacks(self, stack_ids: np.ndarray):
-        """CSR stacks (leaf first) and frame table for sorted unique ``stack_ids``."""
-        return stacks_and_frames(self.db, stack_ids)
-
     def stackset(self, m: Matched) -> StackSet:
         """Merge matched pairs into a stack set (the same code as ``Store.select``)."""
         return stackset_of(self.db, m)
 
     # ------------------------------------------------------------------ helpers
     def _register_ids(self, name: str, ids, typ: pa.DataType = U64) -> str:
-        arr = np.asarray(ids, dtype=np.int64 if typ == pa.int64() else np.uint64)
+        dtype = {pa.int64(): np.int64, pa.int32(): np.int32}.get(typ, np.uint64)
+        arr = np.asarray(ids, dtype=dtype)
         self.db.con.register(name, pa.table({"id": pa.array(arr, typ)}))
         return name
 
