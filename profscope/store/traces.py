@@ -80,7 +80,7 @@ class TraceStore:
             where.append("span_id IN (SELECT id FROM want_spans)")
         if trace_ids is not None:
             tables.append(self._register_traces(trace_ids))
-            where.append("(trace_hi, trace_lo) IN (SELECT hi, lo FROM want_traces)")
+            where.append("EXISTS (SELECT 1 FROM want_traces w WHERE w.hi = trace_hi AND w.lo = trace_lo)")
         if q.service is not None:
             where.append("service = $service")
             params["service"] = q.service
@@ -105,7 +105,8 @@ class TraceStore:
         for i, (k, v) in enumerate(q.attributes):
             where.append(f"coalesce(attributes[$ak{i}], resource[$ak{i}]) = $av{i}")
             params[f"ak{i}"], params[f"av{i}"] = k, v
-        sql = load_sql("spans_select") + "".join(f"\n  AND {w}" for w in where)
+        sql = load_sql("spans_select_attributes" if attributes else "spans_select")
+        sql += "".join(f"\n  AND {w}" for w in where)
         sql += "\nORDER BY start_ns DESC, span_id"
         if limit is not None:
             sql += "\nLIMIT $limit"
