@@ -53,12 +53,11 @@ def span_table(store, sel: Selection, trace_id: str | int) -> dict:
         by_id[k[2]] = k
     ids = sorted(by_id)
     links = _restrict(tr.links(m.profile_ids, span_ids=ids, root_ids=ids, trace_ids=[tid]), m)
-    vals = tr.link_values(links) if len(links["profile_id"]) else {"span_id": [], "root_span_id": [], "value": []}
     self_: dict = defaultdict(int)
-    for sid, root, v in zip(np.asarray(vals["span_id"]).tolist(), np.asarray(vals["root_span_id"]).tolist(),
-                            np.asarray(vals["value"]).tolist(), strict=True):
-        who = sid or root
-        self_[by_id.get(who, who)] += int(v)     # a stored span's key, else the bare id
+    if len(links["profile_id"]):
+        vals = tr.link_values(links)
+        for who, v in zip(vals["who"].tolist(), vals["value"].tolist(), strict=True):
+            self_[by_id.get(who, who)] += int(v)     # a stored span's key, else the bare id
     order = forest.preorder()
     total: dict = {}
     for k, _d in reversed(order):
@@ -112,53 +111,59 @@ def exemplars(store, sel: Selection, function: str | None = None, frame: str | N
     links = _restrict(tr.all_links(m.profile_ids), m) if hit else None
     if links is None or not len(links["profile_id"]):
         return out
-    keys, value = _per_span(tr.link_values(links, tr.stacks_with_frames(hit)))
-    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0], -value))
-    keys, value = keys[order], value[order]
-    top = keys[:limit]
+    who, hi, lo, value = _cols(tr.link_values(links, tr.stacks_with_frames(hit)))
+    keep = value > 0
+    who, hi, lo, value = who[keep], hi[keep], lo[keep], value[keep]
     # span -> trace from the spans table where the samples carry no trace id
-    need = np.unique(keys[(keys[:, 1] == 0) & (keys[:, 2] == 0), 0])
-    info = _span_info(tr, sel.tenant, set(top[:, 0].tolist()) | set(need.tolist()))
-    trace = [(int(h) << 64) | int(lo) or info.get(int(w), {}).get("trace", 0) for w, h, lo in keys.tolist()]
+    missing = np.flatnonzero((hi == 0) & (lo == 0) & (who != 0))
+    if len(missing):
+        found = _span_info(tr, sel.tenant, set(who[missing].tolist()))
+        for i in missing.tolist():
+            t = found.get(int(who[i]), {}).get("trace", 0)
+            hi[i], lo[i] = t >> 64, t & ((1 << 64) - 1)
+    top = np.lexsort((lo, hi, who, -value))[:limit]
+    info = _span_info(tr, sel.tenant, set(who[top].tolist()) - {0})
     # each shown span's total sampled value (all stacks), over its own links only
-    top_ids = top[:, 0]
+    top_ids = who[top]
     mine = np.isin(links["span_id"], top_ids) | (np.isin(links["root_span_id"], top_ids) & (links["span_id"] == 0))
-    totals: dict = {}
+    totals: dict = defaultdict(int)
     if mine.any():
-        tk, tv = _per_span(tr.link_values({k: v[mine] for k, v in links.items()}))
-        totals = dict(zip(map(tuple, tk.tolist()), tv.tolist(), strict=True))
-    for i, (sid, hi, lo) in enumerate(top.tolist()):
+        for w, v in zip(*(x.tolist() for x in _cols(tr.link_values({k: v[mine] for k, v in links.items()}))[::3]),
+                        strict=True):
+            totals[w] += v
+    for i in top.tolist():
+        sid, trace = int(who[i]), (int(hi[i]) << 64) | int(lo[i])
         sp = info.get(sid)
         out["spans"].append({"span_id": span_hex(sid) if sid else None,
-                             "trace_id": trace_hex(trace[i]) if trace[i] else None,
-                             "value": int(value[i]), "span_total": int(totals.get((sid, hi, lo), 0)),
+                             "trace_id": trace_hex(trace) if trace else None,
+                             "value": int(value[i]), "span_total": int(totals.get(sid, 0)),
                              "name": sp["name"] if sp else None, "service": sp["service"] if sp else None,
                              "start_ns": sp["start_ns"] if sp else None,
                              "duration_ns": sp["duration_ns"] if sp else None})
-    traces: dict = defaultdict(lambda: [0, set()])
-    for (sid, _h, _l), t, v in zip(keys.tolist(), trace, value.tolist(), strict=True):
-        if t:
-            traces[t][0] += v
-            if sid:
-                traces[t][1].add(sid)
-    out["traces"] = [{"trace_id": trace_hex(t), "value": v, "spans": len(s)}
-                     for t, (v, s) in sorted(traces.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]]
+    out["traces"] = _top_traces(who, hi, lo, value, limit)
     out["total"] = int(value.sum())
     return out
 
 
-def _per_span(vals: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Sum link values per (span id or else local root, trace hi, trace lo); positive sums only."""
-    sid = vals["span_id"].astype(np.uint64)
-    who = np.where(sid != 0, sid, vals["root_span_id"].astype(np.uint64))
-    keys = np.stack([who, vals["trace_hi"].astype(np.uint64), vals["trace_lo"].astype(np.uint64)], axis=1)
-    if not len(keys):
-        return keys.reshape(0, 3), np.zeros(0, np.int64)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    sums = np.zeros(len(uniq), np.int64)
-    np.add.at(sums, inv.reshape(-1), vals["value"].astype(np.int64))
-    keep = sums > 0
-    return uniq[keep], sums[keep]
+def _cols(vals: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (vals["who"].astype(np.uint64), vals["trace_hi"].astype(np.uint64), vals["trace_lo"].astype(np.uint64),
+            vals["value"].astype(np.int64))
+
+
+def _top_traces(who: np.ndarray, hi: np.ndarray, lo: np.ndarray, value: np.ndarray, limit: int) -> list[dict]:
+    """Value and number of spans per trace, largest first (vectorized group-by on (hi, lo))."""
+    has = (hi != 0) | (lo != 0)
+    if not has.any():
+        return []
+    h, lw, v, w = hi[has], lo[has], value[has], who[has]
+    order = np.lexsort((lw, h))
+    h, lw, v, w = h[order], lw[order], v[order], w[order]
+    start = np.flatnonzero(np.concatenate([[True], (h[1:] != h[:-1]) | (lw[1:] != lw[:-1])]))
+    sums = np.add.reduceat(v, start)
+    spans = np.add.reduceat((w != 0).astype(np.int64), start)
+    best = np.lexsort((lw[start], h[start], -sums))[:limit]
+    return [{"trace_id": trace_hex(int(h[start][i]), int(lw[start][i])), "value": int(sums[i]),
+             "spans": int(spans[i])} for i in best.tolist()]
 
 
 def _span_info(tr, tenant: str, span_ids: set[int]) -> dict[int, dict]:

@@ -150,7 +150,7 @@ class TraceStore:
 
     def link_values(self, links: dict[str, np.ndarray], stack_ids: np.ndarray | None = None
                     ) -> dict[str, np.ndarray]:
-        """Sampled value per distinct (span, trace, local root) over the given linked pairs;
+        """Sampled value per (span id, else local root span id; trace) over the given linked pairs;
         with ``stack_ids``, only samples of those stacks count."""
         con = self.db.con
         con.register("sel_links", pa.table({k: links[k] for k in (
