@@ -433,6 +433,10 @@ def test_grpc_trace_service(store):
     from profscope.wire.grpc_traces import trace_service_handler
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((trace_service_handler(lambda: store),))
+    strict = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    strict.add_generic_rpc_handlers((trace_service_handler(lambda: store, multitenancy=True),))
+    strict_port = strict.add_insecure_port("127.0.0.1:0")
+    strict.start()
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -446,7 +450,12 @@ def test_grpc_trace_service(store):
             with pytest.raises(grpc.RpcError) as e:
                 stub.Export(bad, timeout=10)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "trace_id" in e.value.details()
+        with grpc.insecure_channel(f"127.0.0.1:{strict_port}") as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                TraceServiceStub(ch).Export(span_request([{"trace": T1, "span": 10, "start": 1, "end": 2}]), timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         server.stop(None)
+        strict.stop(None)
     assert store.traces.find_spans("anonymous")["span_id"].tolist() == [7]
     assert store.traces.find_spans("t2")["span_id"].tolist() == [8]
