@@ -20,6 +20,7 @@ from ..errors import ProfscopeError, error_body
 BLUEPRINTS = [
     "profscope.api.profiles:bp",
     "profscope.api.meta:bp",
+    "profscope.api.analyze:bp",
 ]
 
 
@@ -48,11 +49,8 @@ def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
         mod, attr = spec.split(":")
         app.register_blueprint(getattr(importlib.import_module(mod), attr))
     _register_errors(app)
-    try:
-        from ..plugins import register_routes
-        register_routes(app)
-    except ImportError:
-        pass
+    from ..plugins import register_routes
+    register_routes(app)       # the app's plugin manager, and the plugins' routes
     return app
 
 
