@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
+import socket
+import time
 import tomllib
 import urllib.request
 from collections import Counter
@@ -409,16 +410,28 @@ def test_a_plugin_that_cannot_be_imported_is_reported(installed_example):
 
 # ---------------------------------------------------------------------------- HTTP
 
-def test_http_ingest_with_a_plugin_format_on_a_real_server(app, chrome):
-    """A waitress server on 127.0.0.1: upload a Chrome profile (format sniffed by the plugin),
-    read its flame graph back, call the plugin's route."""
-    import waitress.server
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=2)
-    port = server.effective_port
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+@pytest.mark.slow
+def test_http_ingest_with_a_plugin_format_on_a_real_server(tmp_path, installed_example, chrome):
+    """``profscope serve`` in its own process finds the example plugin through its entry point:
+    upload a Chrome profile (format sniffed by the plugin), read its flame graph back, call the
+    plugin's route."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path / "data")], env=_env_with_example(installed_example),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start: {proc.stderr.read().decode()[-2000:]}") from None
+                time.sleep(0.1)
         req = urllib.request.Request(base + "/api/v1/ingest?service=web", data=chrome, method="POST",
                                      headers={"Content-Type": "application/octet-stream"})
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -426,13 +439,13 @@ def test_http_ingest_with_a_plugin_format_on_a_real_server(app, chrome):
             assert sorted(json.load(r)["profile_types"]) == ["process_cpu:cpu:nanoseconds:cpu:nanoseconds",
                                                              "process_cpu:samples:count:cpu:nanoseconds"]
         with urllib.request.urlopen(base + '/api/v1/flamegraph?query=samples{service_name="web"}', timeout=30) as r:
-            body = json.load(r)
-        assert body["total"] == len(json.loads(chrome)["samples"])
+            assert json.load(r)["total"] == len(json.loads(chrome)["samples"])
         with urllib.request.urlopen(base + "/api/v1/example/hello", timeout=30) as r:
             assert json.load(r) == {"message": "hello from profscope-example", "analyzers": ["example"]}
     finally:
-        server.close()
-        thread.join(10)
+        proc.terminate()
+        proc.wait(30)
+        proc.stderr.close()
 
 
 def test_http_ingest_with_explicit_plugin_format_and_transform(client, chrome):
