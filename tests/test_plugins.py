@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
-import socket
 import time
 import tomllib
 import urllib.request
@@ -69,14 +69,11 @@ def installed_example(tmp_path, monkeypatch, example):
 
 @pytest.fixture
 def app(tmp_path, installed_example):
+    """An app whose plugin manager found the example plugin through its entry point (this
+    replaces conftest's ``app`` in this module)."""
     app = create_app({"data_dir": str(tmp_path / "data")})
     yield app
     app.extensions["profscope"].store.close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

@@ -73,21 +73,26 @@ def ingest(files, data_dir, server, service, labels, fmt, tenant):
     from ..store import Store
     store = Store(data_dir)
     try:
+        # decode every file first: the command stores all of them or none
+        items = []
         for f in files:
             try:
                 with open(f, "rb") as fh:
                     p = decode(fh.read(), fmt, store.limits)
                 file_labels = dict(lab)
-                p = transform_profile(p, file_labels)
-                res = store.ingest(p, file_labels, tenant)
+                items.append((f, transform_profile(p, file_labels), file_labels))
             except OSError as e:
                 raise BadInput(f"cannot read {f}: {e.strerror}") from None
             except ProfscopeError as e:
                 e.message = f"{f}: {e.message}"
                 raise
-            for w in p.warnings:
-                click.echo(f"{f}: warning: {w}", err=True)
-            click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
+        for start in range(0, len(items), 64):
+            chunk = items[start:start + 64]
+            results = store.ingest_many([(p, labels) for _, p, labels in chunk], tenant)
+            for (f, p, _), res in zip(chunk, results, strict=True):
+                for w in p.warnings:
+                    click.echo(f"{f}: warning: {w}", err=True)
+                click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
     finally:
         store.close()
     return 0
