@@ -133,6 +133,11 @@ def register(pm: PluginManager, plugin: Any, name: str | None = None, *, source:
         _unregister_quietly(pm, plugin)
         _record(pm, name, _kind(e), f"configure failed: {_message(e)}", exc=e)
         return None
+    try:
+        check(pm)                   # also for plugins registered at run time (Wasm adapters)
+    except PluginError:
+        _unregister_quietly(pm, plugin)
+        raise
     pm.sources[name] = {"source": source, **info}
     return name
 
@@ -460,6 +465,7 @@ def register_routes(app: Flask) -> PluginManager:
     else:
         app.extensions["profscope.plugins"] = pm
     pm.load_errors.extend(call_each(pm, "profscope_register_routes", call_order=False, app=app).errors)
+    decoders(pm), exporters(pm)     # claim format names now: conflicts are reported at start-up
     return pm
 
 

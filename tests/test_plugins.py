@@ -179,6 +179,42 @@ def test_check_pending_catches_a_misspelled_hook():
     assert "'typo'" in e.value.message
 
 
+def test_a_misspelled_hook_is_refused_at_run_time_registration_too():
+    class Typo:
+        @hookimpl
+        def profscope_analyse(self, tree, meta):
+            return []
+    pm = manager()
+    typo = Typo()
+    with pytest.raises(PluginError, match="profscope_analyse"):
+        plugins.register(pm, typo, "late-typo")
+    assert not pm.is_registered(typo)
+    plugins.check(pm)                                  # the manager is still usable
+
+
+TYPO_PLUGIN = """
+from profscope import hookimpl
+
+
+@hookimpl
+def profscope_analyse(tree, meta):
+    return []
+"""
+
+
+def test_an_installed_plugin_with_a_misspelled_hook_stops_start_up(tmp_path, installed_example, capsys):
+    (installed_example / "typo_plugin_for_test.py").write_text(TYPO_PLUGIN)
+    info = next(installed_example.glob("*.dist-info"))
+    (info / "entry_points.txt").write_text("[profscope]\nexample = profscope_example\ntypo = typo_plugin_for_test\n")
+    with pytest.raises(PluginError, match="'typo'.*profscope_analyse"):
+        create_app({"data_dir": str(tmp_path / "d")})
+    from profscope.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["plugins"])
+    assert e.value.code == 3
+    assert "profscope: error: plugin 'typo'" in capsys.readouterr().err
+
+
 def test_a_hook_without_hookimpl_or_with_wrong_arguments_fails_start_up():
     class Forgot:
         def profscope_analyze(self, tree, meta):

@@ -50,7 +50,11 @@ def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
         app.register_blueprint(getattr(importlib.import_module(mod), attr))
     _register_errors(app)
     from ..plugins import register_routes
-    register_routes(app)       # the app's plugin manager, and the plugins' routes
+    try:
+        register_routes(app)   # the app's plugin manager, and the plugins' routes
+    except BaseException:      # e.g. a misspelled hook: do not leave the store open
+        store.close()
+        raise
     return app
 
 
