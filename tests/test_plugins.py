@@ -511,6 +511,9 @@ def test_http_analyze(app, client):
     assert r.status_code == 200 and r.json["errors"] == [] and r.json["base_total"] == 100
     (f,) = r.json["findings"]
     assert f["value"] == 20 and f["base_share"] == pytest.approx(0.1)
+    assert client.post("/api/v1/ingest?service=b&sample_rate=100", data=HOT).status_code == 201
+    r = client.get('/api/v1/analyze?query=samples{service_name="a"}&base_query=cpu{service_name="b"}')
+    assert r.status_code == 400 and "cannot compare cpu/nanoseconds" in r.json["error"]["message"]
     r = client.get('/api/v1/analyze?query=samples{service_name="a"}&analyzer=nope')
     assert r.status_code == 400 and "available: boom, example" in r.json["error"]["message"]
 
@@ -582,7 +585,7 @@ def test_plugin_cli_command_cannot_take_a_builtin_name(example):
     assert set(COMMANDS).isdisjoint(plugins.cli_commands(manager(example=example)))
 
 
-def test_cli_analyze_and_plugins(tmp_path, installed_example):
+def test_cli_analyze_and_plugins(tmp_path, installed_example, data, capsys):
     head, base = tmp_path / "head.txt", tmp_path / "base.txt"
     head.write_bytes(HOT)
     base.write_bytes(HOT_BASE)
@@ -593,6 +596,10 @@ def test_cli_analyze_and_plugins(tmp_path, installed_example):
     assert f["function"] == "re.compile" and f["value"] == 30
     r = runner.invoke(cli, ["analyze", str(head), "--base", str(base), "--fail-on", "warning"])
     assert r.exit_code == 1 and "went from 10.0% to 30.0%" in r.output
+    from profscope.cli import main
+    with pytest.raises(SystemExit) as e:             # main() turns errors into exit codes
+        main(["analyze", str(data / "other_formats" / "chrome_simple.cpuprofile"), "--base", str(base)])
+    assert e.value.code == 2 and "cannot compare samples/count (--base) with cpu/nanoseconds" in capsys.readouterr().err
     r = runner.invoke(cli, ["analyze", str(base), "--fail-on", "critical"])
     assert r.exit_code == 0 and "re.compile" in r.output
     r = runner.invoke(cli, ["plugins", "--json"])

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..errors import BadInput
 from .top import load_stackset
 
 SEVERITY_CHOICES = ["info", "warning", "critical"]
@@ -36,6 +37,9 @@ def analyze(files, base_files, sample_type, granularity, focus, ignore, fmt, max
             "query": "", "from": None, "until": None, "granularity": granularity}
     if base_files:
         base = load_stackset(base_files, sample_type, focus, ignore, fmt=fmt)
+        if base.sample_type != head.sample_type:
+            raise BadInput(f"cannot compare {base.sample_type.type}/{base.sample_type.unit} (--base) with "
+                           f"{head.sample_type.type}/{head.sample_type.unit}: pick one with --sample-type")
         tree = build_tree([base, head], granularity, max_nodes)
         result = run_diff_analyzers(tree, {**meta, "base_total": int(base.total)}, only=only or None)
     else:
