@@ -47,14 +47,10 @@ def ingest():
     return jsonify(body), 201
 
 
-def _view() -> engine.View:
-    return view()
-
-
 @bp.get("/flamegraph")
 def flamegraph():
     sel = selection()
-    ss, tree = engine.flamegraph(state().store, sel, _view())
+    ss, tree = engine.flamegraph(state().store, sel, view())
     body = engine.describe(ss, sel)
     body["nodes"] = tree.n_nodes
     body["flamegraph"] = tree.to_json()
@@ -64,9 +60,9 @@ def flamegraph():
 @bp.get("/top")
 def top():
     sel = selection()
-    view = _view()
+    v = view()
     limit = int_arg("limit", 100, 0, 1_000_000)
-    table = engine.top(state().store, sel, view)
+    table = engine.top(state().store, sel, v)
     body = table.to_json(limit)
     body["profile_type"] = sel.profile_type
     body["rows_total"] = len(table.names)
@@ -79,6 +75,6 @@ def export():
     from ..plugins import app_plugin_manager
     exporter = exporter_for(arg("format", default="pprof"), app_plugin_manager())   # unknown: 400 with the choices
     sel = selection()
-    ss = engine.stackset(state().store, sel, _view())
+    ss = engine.stackset(state().store, sel, view())
     return Response(exporter.render(ss), content_type=exporter.content_type,
                     headers={"Content-Disposition": f'attachment; filename="profile.{exporter.extension}"'})

@@ -7,9 +7,10 @@ import json
 import click
 
 from ..errors import BadInput
+from ..hookspecs import SEVERITIES
 from .top import load_stackset
 
-SEVERITY_CHOICES = ["info", "warning", "critical"]
+SEVERITY_CHOICES = list(SEVERITIES)     # least severe first
 
 
 @click.command()
