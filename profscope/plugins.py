@@ -384,6 +384,9 @@ def transform_profile(profile: Profile, labels: dict[str, str], pm: PluginManage
             result = impl.function(*[{"profile": profile, "labels": labels}[a] for a in impl.argnames])
             if result is not None and not isinstance(result, Profile):
                 raise PluginError(f"returned {type(result).__name__}, not a Profile or None")
+            bad = [k for k, v in labels.items() if not isinstance(k, str) or not isinstance(v, str)]
+            if bad:
+                raise PluginError(f"left non-string labels {bad[:5]}")
         except Exception as e:
             labels.clear()
             labels.update(before)
@@ -393,9 +396,6 @@ def transform_profile(profile: Profile, labels: dict[str, str], pm: PluginManage
         if result is not None:
             result.warnings[:0] = [w for w in profile.warnings if w not in result.warnings]
             profile = result
-    bad = [k for k, v in labels.items() if not isinstance(k, str) or not isinstance(v, str)]
-    if bad:
-        raise PluginError(f"transforms left non-string labels: {bad[:5]}")
     return profile
 
 

@@ -397,12 +397,17 @@ def test_transforms_run_in_turn_and_a_failing_one_is_skipped(example):
             from dataclasses import replace
             frames = replace(profile.frames, name=[n.upper() for n in profile.frames.name])
             return replace(profile, frames=frames)
-    pm = manager(upper=Upper(), boom=Boom(), example=example)
+    class NumberLabel:
+        @hookimpl
+        def profscope_transform_profile(self, labels):
+            labels["n"] = 1
+    pm = manager(upper=Upper(), boom=Boom(), example=example, number=NumberLabel())
     labels = {"app": "shop"}
     p = plugins.transform_profile(decode(HOT, "folded"), labels, pm)
-    assert labels == {"service_name": "shop"}                         # example's alias; boom undone
+    assert labels == {"service_name": "shop"}                 # example's alias; boom's and number's undone
     assert "RE.COMPILE" in p.frames.name
     assert any("plugin boom" in w and "transform exploded" in w for w in p.warnings)
+    assert any("plugin number" in w and "non-string labels ['n']" in w for w in p.warnings)
 
 
 # ---------------------------------------------------------------------------- entry points
