@@ -137,6 +137,13 @@ def test_http_span_flamegraph_and_top_match_engine(client, store, data):
     assert r.json["join"]["span_ids"] == [sid] and r.json["join"]["approximate"] is False
     fg = client.get(f"/api/v1/traces/flamegraph?span_id={sid}").json
     assert fg["total"] == fg["flamegraph"]["total"] == sum(f for f, _ in want.values())
+    # the call-path-index tree equals the tree built from the joined stacks
+    from profscope.analysis.tree import build_tree
+    tree = build_tree([select_for_spans(store, Selection(CPU), span_ids=[sid])], "functions", 8192)
+    tree.self_check()
+    assert fg["flamegraph"] == tree.to_json()
+    focused = client.get(f"/api/v1/traces/flamegraph?span_id={sid}&focus=main.work").json
+    assert focused["total"] == want["main.work"][1]
 
 
 # ---------------------------------------------------------------- OTLP spans

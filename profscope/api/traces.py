@@ -13,7 +13,7 @@ from ..query.spanquery import SpanQuery, parse_attribute, parse_duration
 from ..query.trace_tables import exemplars as do_exemplars
 from ..query.trace_tables import span_table
 from ..traceids import span_hex, trace_hex
-from .params import arg, granularity, int_arg, state, tenant, time_range
+from .params import arg, int_arg, state, tenant, time_range, view
 
 bp = Blueprint("traces", __name__)
 
@@ -87,34 +87,25 @@ def _span_query() -> SpanQuery | None:
     return None if q.is_empty() else q
 
 
-def _join() -> joins.JoinResult:
+def _join_args() -> tuple[tuple, dict]:
     span_ids = request.args.getlist("span_id") or None
     trace_ids = request.args.getlist("trace_id") or None
     q = _span_query()
     if span_ids is None and trace_ids is None and q is None:
         raise BadInput("give span_id, trace_id, or a span query (service, span_name, min_duration, "
                        "max_duration, attr, status, from/until)")
-    return joins.join(state().store, _selection(), span_ids, trace_ids, q,
-                      descendants=_bool("descendants", True), approximate=_bool("approximate", True),
-                      unlinked=_bool("unlinked", False))
-
-
-def _view() -> engine.View:
-    cfg = state().config
-    return engine.View(granularity(), arg("focus", default=None), arg("ignore", default=None),
-                       int_arg("max_nodes", cfg["max_nodes"], 1, cfg["max_nodes_cap"]))
+    return (_selection(), span_ids, trace_ids, q), {
+        "descendants": _bool("descendants", True), "approximate": _bool("approximate", True),
+        "unlinked": _bool("unlinked", False)}
 
 
 # ---------------------------------------------------------------- native API
 @bp.get("/api/v1/traces/flamegraph")
 def flamegraph():
-    from ..analysis.stacks import apply_frame_filters
-    from ..analysis.tree import build_tree
-    view = _view()
-    res = _join()
-    ss = apply_frame_filters(res.stackset, view.focus, view.ignore)
-    tree = build_tree([ss], view.granularity, view.max_nodes)
-    body = engine.describe(ss, Selection(res.profile_type))
+    v = view()
+    args, opts = _join_args()
+    res, tree = joins.flamegraph(state().store, args[0], v, *args[1:], **opts)
+    body = engine.describe(res.stackset, Selection(res.profile_type))
     body["nodes"] = tree.n_nodes
     body["join"] = res.to_json()
     body["flamegraph"] = tree.to_json()
@@ -125,10 +116,11 @@ def flamegraph():
 def top():
     from ..analysis.stacks import apply_frame_filters
     from ..analysis.top import top_table
-    view = _view()
+    v = view()
     limit = int_arg("limit", 100, 0, 1_000_000)
-    res = _join()
-    table = top_table(apply_frame_filters(res.stackset, view.focus, view.ignore), view.granularity)
+    args, opts = _join_args()
+    res = joins.join(state().store, *args, **opts)
+    table = top_table(apply_frame_filters(res.stackset, v.focus, v.ignore), v.granularity)
     body = table.to_json(limit)
     body["profile_type"] = res.profile_type
     body["rows_total"] = len(table.names)

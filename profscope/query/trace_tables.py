@@ -104,10 +104,9 @@ def exemplars(store, sel: Selection, function: str | None = None, frame: str | N
            "frame": frame, "total": 0, "spans": [], "traces": []}
     ids, table = tr.frames()
     if function:
-        hit = [ids[i] for i in range(len(table)) if display_name(table, i, "functions") == function]
+        hit = [int(ids[i]) for i in range(len(table)) if display_name(table, i, "functions") == function]
     else:
-        mask = frame_regex_mask(table, frame or "")
-        hit = [ids[i] for i in np.flatnonzero(mask).tolist()]
+        hit = ids[frame_regex_mask(table, frame or "")].tolist()
     links = _restrict(tr.all_links(m.profile_ids), m) if hit else None
     if links is None or not len(links["profile_id"]):
         return out

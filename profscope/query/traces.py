@@ -28,9 +28,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..analysis.stacks import apply_frame_filters
+from ..analysis.tree import Tree, build_tree
 from ..errors import BadInput
-from ..model import StackSet
-from ..store.select import Matched
+from ..model import StackSet, ValueType
+from ..store.select import Matched, empty_stackset
 from ..traceids import span_hex, span_id_arg, trace_hex, trace_id_arg
 from .selector import Matcher, Selection
 from .spanquery import SpanQuery
@@ -87,16 +89,34 @@ def resolve_type(store, sel: Selection) -> Selection:
 
 def select_for_spans(store, sel: Selection, span_ids=None, trace_ids=None, span_query: SpanQuery | None = None,
                      **options) -> StackSet:
-    """The merged stacks of the samples joined to spans/traces (see :func:`join`)."""
+    """The merged stacks of the samples joined to spans/traces (see :func:`join`). This is the
+    function Pyroscope's ``span_selector`` / ``trace_id_selector`` call."""
     return join(store, sel, span_ids, trace_ids, span_query, **options).stackset
 
 
 def join(store, sel: Selection, span_ids=None, trace_ids=None, span_query: SpanQuery | None = None, *,
          descendants: bool = True, approximate: bool = True, unlinked: bool = False) -> JoinResult:
     """Samples of ``sel`` joined to span ids (hex strings or ints), trace ids, and/or a span query."""
+    res, matched = _resolve(store, sel, span_ids, trace_ids, span_query, JoinOptions(descendants, approximate, unlinked))
+    res.stackset = store.traces.stackset(matched)
+    return res
+
+
+def flamegraph(store, sel: Selection, view, span_ids=None, trace_ids=None, span_query: SpanQuery | None = None,
+               **options) -> tuple[JoinResult, Tree]:
+    """Flame graph of a join; ``view`` as in :mod:`profscope.query.engine` (the same tree code)."""
+    res, matched = _resolve(store, sel, span_ids, trace_ids, span_query, JoinOptions(**options))
+    if view.focus or view.ignore:     # frame filters need the stacks themselves
+        res.stackset = apply_frame_filters(store.traces.stackset(matched), view.focus, view.ignore)
+        return res, build_tree([res.stackset], view.granularity, view.max_nodes)
+    res.stackset, tree = store.traces.tree(matched, view.granularity, view.max_nodes)
+    return res, tree
+
+
+def _resolve(store, sel: Selection, span_ids, trace_ids, span_query: SpanQuery | None,
+             opts: JoinOptions) -> tuple[JoinResult, Matched]:
     if span_ids is None and trace_ids is None and span_query is None:
         raise BadInput("give span_id, trace_id or a span query (service, span_name, min_duration, ...)")
-    opts = JoinOptions(descendants, approximate, unlinked)
     sel = resolve_type(store, sel)
     tr = store.traces
     m = tr.match(sel)
@@ -131,10 +151,10 @@ def join(store, sel: Selection, span_ids=None, trace_ids=None, span_query: SpanQ
     uniq = np.unique(pid)
     matched = Matched(uniq, (pid, (keys & ((1 << _LS_BITS) - 1)).astype(np.int32)), m.profile_type,
                       sum(durations.get(int(p), 0) for p in uniq.tolist()), m.period, m.period_type)
-    ss = tr.stackset(matched)
     notes = [n for s in sides for n in s.notes]
-    return JoinResult(ss, m.profile_type, sum(s.spans for s in sides), len(keys),
-                      any(s.approximate for s in sides), notes, asked)
+    res = JoinResult(empty_stackset(ValueType("", "")), m.profile_type, sum(s.spans for s in sides), len(keys),
+                     any(s.approximate for s in sides), notes, asked)
+    return res, matched
 
 
 # ---------------------------------------------------------------------- sides

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..analysis.tree import Tree
 from ..formats.otlp_traces import SpanBatch
 from ..model import FrameTable, StackSet
 from ..query.selector import Selection
@@ -17,7 +18,7 @@ from ..query.spanquery import STATUS, SpanQuery
 from .db import Database, load_sql
 from .ingest import Dictionaries
 from .links import backfill
-from .select import Matched, match_profiles, stackset_of
+from .select import Matched, match_profiles, stackset_of, tree_of
 
 U64 = pa.uint64()
 _MAP = pa.map_(pa.string(), pa.string())
@@ -165,19 +166,19 @@ class TraceStore:
                 con.unregister(n)
 
     def stacks_with_frames(self, frame_ids: list[int]) -> np.ndarray:
-        """Ids of the stored stacks that contain any of ``frame_ids``."""
-        con = self.db.con
-        self._register_ids("want_frames", frame_ids, pa.int32())
-        try:
-            return con.sql(load_sql("stacks_with_frames")).fetchnumpy()["id"].astype(np.int32)
-        finally:
-            con.unregister("want_frames")
+        """Ids of the stored stacks that contain any of ``frame_ids`` (from the in-memory index)."""
+        snap = self.dicts.index.snapshot()
+        hit = np.zeros(len(snap.frames) + 1, bool)
+        hit[np.asarray(frame_ids, np.int64)] = True
+        csum = np.concatenate([[0], np.cumsum(hit[snap.stack_flat], dtype=np.int64)])
+        per_stack = csum[snap.stack_offs[1:]] - csum[snap.stack_offs[:-1]]
+        return np.flatnonzero(per_stack > 0).astype(np.int32)
 
-    def frames(self) -> tuple[list[int], FrameTable]:
-        """Every stored frame: (ids, table), from the in-memory dictionary."""
-        with self.dicts.lock:
-            items = list(self.dicts.frames.items())
-        return [i for _, i in items], FrameTable.from_rows([k for k, _ in items])
+    def frames(self) -> tuple[np.ndarray, FrameTable]:
+        """Every stored frame: (global ids, table), from the in-memory index."""
+        snap = self.dicts.index.snapshot()
+        ids = np.arange(1, len(snap.frames) + 1, dtype=np.int64)
+        return ids, snap.frames.table(ids)
 
     def overlapping(self, profile_ids: np.ndarray, start_ns: int, end_ns: int) -> np.ndarray:
         """Those of ``profile_ids`` whose time window overlaps ``[start_ns, end_ns]``."""
@@ -205,7 +206,11 @@ class TraceStore:
 
     def stackset(self, m: Matched) -> StackSet:
         """Merge matched pairs into a stack set (the same code as ``Store.select``)."""
-        return stackset_of(self.db, m)
+        return stackset_of(self.db, self.dicts, m)
+
+    def tree(self, m: Matched, granularity: str = "functions", max_nodes: int = 0) -> tuple[StackSet, Tree]:
+        """(totals-only stack set, flame graph) of matched pairs, as ``Store.select_tree``."""
+        return tree_of(self.db, self.dicts, m, granularity, max_nodes)
 
     # ------------------------------------------------------------------ helpers
     def _register_ids(self, name: str, ids, typ: pa.DataType = U64) -> str:
