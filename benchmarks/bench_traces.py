@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -118,11 +119,11 @@ def _ms(fn, runs: int) -> tuple[float, object]:
 def bench_engine(path: Path, runs: int) -> dict:
     import pyarrow as pa
 
-    from profscope.analysis.tree import build_tree
+    from profscope.query.engine import View
     from profscope.query.selector import Matcher, Selection
     from profscope.query.spanquery import SpanQuery
     from profscope.query.trace_tables import exemplars, span_table
-    from profscope.query.traces import join
+    from profscope.query.traces import flamegraph, join
     from profscope.store import Store
     store = Store(str(path))
     con = store.db.con
@@ -133,8 +134,7 @@ def bench_engine(path: Path, runs: int) -> dict:
     out: dict = {}
 
     def span_fg(sid):
-        res = join(store, sel, span_ids=[f"{sid:016x}"])
-        tree = build_tree([res.stackset], "functions", 8192)
+        res, tree = flamegraph(store, sel, View(), span_ids=[f"{sid:016x}"])
         tree.to_json()
         return res.stackset.total
 
@@ -178,16 +178,20 @@ def bench_engine(path: Path, runs: int) -> dict:
     out["samples_rows_total"] = con.execute("SELECT count(*) FROM samples").fetchall()[0][0]
 
     hi, lo = picks[2][1], picks[2][2]
-    out["trace_flamegraph_ms"], _ = _ms(lambda: build_tree(
-        [join(store, sel, trace_ids=[f"{hi << 64 | lo:032x}"]).stackset], "functions", 8192), runs)
+    out["trace_flamegraph_ms"], _ = _ms(lambda: flamegraph(store, sel, View(), trace_ids=[f"{hi << 64 | lo:032x}"]),
+                                        runs)
     q = SpanQuery(service="svc3", name="GET /checkout", min_duration_ns=19 * 10**8)
     n_q = join(store, sel, span_query=q).spans_matched
     out["span_query_spans_matched"] = n_q
-    out["span_query_flamegraph_ms"], _ = _ms(lambda: build_tree([join(store, sel, span_query=q).stackset],
-                                                                "functions", 8192), max(1, runs // 2))
+    out["span_query_flamegraph_ms"], _ = _ms(lambda: flamegraph(store, sel, View(), span_query=q), max(1, runs // 2))
     out["span_table_ms"], _ = _ms(lambda: span_table(store, sel, f"{hi << 64 | lo:032x}"), runs)
-    fn = "pkg1.func1"
+    # a hot function: the top of one span's top table
+    from profscope.analysis.top import top_table
+    fn = top_table(join(store, sel, span_ids=[f"{picks[3][0]:016x}"]).stackset).names[0]
     out["exemplars_all_linked_ms"], ex = _ms(lambda: exemplars(store, sel, function=fn, limit=10), 1)
+    out["exemplars_function"] = fn
+    out["exemplars_total_in_function"] = ex["total"]
+    out["exemplars_best_span_value"] = ex["spans"][0]["value"] if ex["spans"] else 0
     out["exemplars_one_service_ms"], _ = _ms(lambda: exemplars(
         store, Selection(CPU, (Matcher("service_name", "=", "svc3"),)), function=fn, limit=10), 1)
     store.close()
@@ -235,7 +239,8 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="directory for the store (reused if present)")
     ap.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                     "load_average_at_start": [round(x, 1) for x in os.getloadavg()]}
     tmp = Path(tempfile.mkdtemp(prefix="profscope-bench-traces-"))
     try:
         big = Path(args.keep) if args.keep else tmp / "store"
