@@ -1,0 +1,341 @@
+"""Store a decoded profile: vectorized, transactional (whole or nothing).
+
+Frames, stacks, label sets and series are content-addressed: a 64-bit hash of their content maps
+to a dense integer id, kept in memory (:class:`Dictionaries`) so a stack seen in a thousand
+profiles is written once. Sample rows are ``(profile_id, stack_id, labelset_id, value)`` sorted by
+stack, one set of rows per sample type.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..analysis.stacks import merge_rows, stack_hashes
+from ..errors import BadInput, LimitExceeded
+from ..limits import Limits
+from ..model import Label, Profile, csr_take
+from .db import Database
+
+RESERVED_OK = {"__name__"}
+
+
+def h64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+@dataclass
+class Dictionaries:
+    """hash -> dense id for each content-addressed table, plus decoded label sets and series."""
+    frames: dict[tuple, int] = field(default_factory=dict)
+    stacks: dict[int, int] = field(default_factory=dict)
+    labelsets: dict[int, int] = field(default_factory=dict)
+    labelset_labels: dict[int, dict[str, str]] = field(default_factory=dict)
+    series: dict[int, int] = field(default_factory=dict)
+    series_info: dict[int, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
+    next_ids: dict[str, int] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def take(self, table: str) -> int:
+        """Next dense id of ``table`` (1-based)."""
+        v = self.next_ids[table]
+        self.next_ids[table] = v + 1
+        return v
+
+    def reset(self) -> None:
+        for m in (self.frames, self.stacks, self.labelsets, self.labelset_labels, self.series, self.series_info):
+            m.clear()
+
+    def load(self, db: Database) -> None:
+        con = db.con
+        for i, *key in con.execute("SELECT id, name, system_name, file, line, start_line, address, "
+                                   "mapping_file FROM frames").fetchall():
+            self.frames[tuple(key)] = i
+        ids = con.sql("SELECT hash, id FROM stacks").fetchnumpy()
+        self.stacks.update(zip(ids["hash"].tolist(), ids["id"].tolist()))
+        self.labelset_labels[0] = {}
+        for h, i, k, v in con.execute("SELECT hash, id, keys, vals FROM labelsets").fetchall():
+            self.labelsets[h] = i
+            self.labelset_labels[i] = dict(zip(k, v))
+        for h, i, tenant, ptype, k, v in con.execute(
+                "SELECT hash, id, tenant, profile_type, keys, vals FROM series").fetchall():
+            self.series[h] = i
+            self.series_info[i] = (tenant, ptype, dict(zip(k, v)))
+        for table in ("frames", "stacks", "labelsets", "series", "profiles"):
+            self.next_ids[table] = con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchall()[0][0]
+
+
+def profile_name(sample_type: str, labels: dict[str, str]) -> str:
+    """The ``__name__`` of a series: given, or derived from the sample type like Pyroscope's."""
+    if labels.get("__name__"):
+        return labels["__name__"]
+    st = sample_type.lower()
+    if st in ("cpu", "samples"):
+        return "process_cpu"
+    if st.startswith(("alloc_", "inuse_")) or st in ("space", "objects"):
+        return "memory"
+    if st in ("contentions", "delay"):
+        return "block"
+    if st in ("goroutine", "goroutines"):
+        return "goroutine"
+    if st in ("wall", "time"):
+        return "wall"
+    return "profile"
+
+
+def check_labels(labels: dict[str, str], limits: Limits) -> None:
+    if len(labels) > limits.max_label_names:
+        raise LimitExceeded(f"{len(labels)} labels on the series; limit max_label_names={limits.max_label_names}")
+    for k, v in labels.items():
+        if not k or not (k[0].isalpha() or k[0] == "_") or not all(c.isalnum() or c in "_." for c in k):
+            raise BadInput(f"label name {k!r} is invalid: use letters, digits, '_' and '.', not starting with a digit")
+        if k.startswith("__") and k not in RESERVED_OK:
+            raise BadInput(f"label name {k!r} is reserved (names starting with '__')")
+        if len(k) > limits.max_label_name_len:
+            raise LimitExceeded(f"label name {k[:40]!r}... is {len(k)} chars; limit max_label_name_len="
+                                f"{limits.max_label_name_len}")
+        if len(v) > limits.max_label_value_len:
+            raise LimitExceeded(f"value of label {k!r} is {len(v)} chars; limit max_label_value_len="
+                                f"{limits.max_label_value_len}")
+
+
+@dataclass
+class IngestResult:
+    profile_ids: list[int]
+    profile_types: list[str]
+    samples: int
+    source_id: str
+
+    def to_json(self) -> dict:
+        return {"profile_ids": self.profile_ids, "profile_types": self.profile_types,
+                "samples": self.samples, "source_id": self.source_id}
+
+
+def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: str,
+            limits: Limits) -> tuple[WriteJob, IngestResult]:
+    """Validate ``profile``, give its new frames, stacks, label sets and series dense ids (entered
+    into the dictionaries at once, so later profiles share them) and build the rows to write.
+    Nothing is written here; :class:`GroupWriter` commits the job."""
+    labels = {k: str(v) for k, v in labels.items()}
+    labels.setdefault("service_name", "unknown_service")
+    check_labels(labels, limits)
+    if not profile.sample_types:
+        raise BadInput("profile has no sample types")
+    n = profile.n_samples
+    if n > limits.max_samples:
+        raise LimitExceeded(f"profile has {n} samples; limit max_samples={limits.max_samples}")
+    depth = int(profile.stack_lengths().max()) if n else 0
+    if depth > limits.max_stack_depth:
+        raise LimitExceeded(f"a stack has {depth} frames; limit max_stack_depth={limits.max_stack_depth}")
+    for ls in profile.label_sets:
+        _check_sample_labels(ls, limits)
+    time_nanos = profile.time_nanos or time.time_ns()
+    source_id = f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
+
+    # merge samples per (stack, label set), all sample types at once
+    m_offs, m_flat, m_vals, inv = merge_rows(profile.stack_offsets, profile.stack_frames, profile.values,
+                                             extra_key=profile.sample_labels)
+    row_labels = np.zeros(len(m_offs) - 1, np.int64)
+    row_labels[inv] = profile.sample_labels
+    job = WriteJob()
+    with d.lock:
+        return _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels)
+
+
+def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels):
+    """Assign ids and build rows; runs under the dictionaries' lock."""
+    if True:
+        # frames the samples use -> global ids; the dictionary is keyed by the content tuple, the
+        # stored hash is computed for new frames only
+        fr = profile.frames
+        used = np.unique(m_flat) if len(m_flat) else np.zeros(0, np.int64)
+        gid = np.zeros(len(fr), np.int32)
+        ul = used.tolist()
+        keys = list(zip([fr.name[i] for i in ul], [fr.system_name[i] for i in ul], [fr.file[i] for i in ul],
+                        fr.line[used].tolist(), fr.start_line[used].tolist(), fr.address[used].tolist(),
+                        [fr.mapping_file[i] for i in ul]))
+        found = [d.frames.get(k) for k in keys]
+        for j, key in enumerate(keys):
+            if found[j] is None:
+                g = found[j] = d.frames[key] = d.take("frames")
+                job.frames.append((g, h64("\x1f".join(map(str, key))), *key))
+        if found:
+            gid[used] = np.array(found, np.int32)
+        gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
+
+        # stacks -> global ids
+        sh = stack_hashes(m_offs, gflat)
+        uniq_h, first, sinv = np.unique(sh, return_index=True, return_inverse=True)
+        sid_u = np.array([d.stacks.get(h, 0) for h in uniq_h.tolist()], np.int32)
+        new_rows = np.flatnonzero(sid_u == 0)
+        for j in new_rows.tolist():
+            sid_u[j] = d.stacks[int(uniq_h[j])] = d.take("stacks")
+        if len(new_rows):
+            rows = first[new_rows]
+            lens = np.diff(m_offs)[rows]
+            offs = np.zeros(len(rows) + 1, np.int32)
+            np.cumsum(lens, out=offs[1:])
+            _, vals = csr_take(m_offs, gflat, rows)
+            job.stacks.append(pa.table({
+                "id": pa.array(sid_u[new_rows], pa.int32()),
+                "hash": pa.array(uniq_h[new_rows], pa.uint64()),
+                "frames": pa.ListArray.from_arrays(pa.array(offs, pa.int32()), pa.array(vals, pa.int32())),
+            }))
+        row_stack = sid_u[sinv]
+
+        # label sets
+        ls_gid = np.zeros(len(profile.label_sets), np.int32)
+        for li, ls in enumerate(profile.label_sets):
+            if not ls:
+                continue
+            lkeys = [lb.key for lb in ls]
+            lvals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
+            units = [lb.unit if lb.is_num else "" for lb in ls]
+            h = h64(repr((lkeys, lvals, units)))
+            g = d.labelsets.get(h)
+            if g is None:
+                g = d.labelsets[h] = d.take("labelsets")
+                d.labelset_labels[g] = dict(zip(lkeys, lvals))
+                job.labelsets.append((g, h, lkeys, lvals, units))
+            ls_gid[li] = g
+        row_ls = ls_gid[row_labels]
+
+        # one series + profile per sample type
+        pt = profile.period_type
+        order = np.argsort(row_stack, kind="stable")
+        ptypes = []
+        for t, st in enumerate(profile.sample_types):
+            name = profile_name(st.type, labels)
+            ptype = f"{name}:{st.type}:{st.unit}:{pt.type if pt else ''}:{pt.unit if pt else ''}"
+            slabels = dict(labels)
+            slabels["__name__"] = name
+            skeys = sorted(slabels)
+            svals = [slabels[k] for k in skeys]
+            h = h64(repr((tenant, ptype, skeys, svals)))
+            sid = d.series.get(h)
+            if sid is None:
+                sid = d.series[h] = d.take("series")
+                d.series_info[sid] = (tenant, ptype, dict(zip(skeys, svals)))
+                job.series.append((sid, h, tenant, ptype, skeys, svals))
+            pid = d.take("profiles")
+            col = m_vals[order, t]
+            nz = col != 0
+            job.profiles.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
+                                 pt.unit if pt else "", int(profile.period), int(time_nanos),
+                                 int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
+                                 profile.source_format, source_id))
+            job.samples.append(pa.table({
+                "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
+                "stack_id": pa.array(row_stack[order][nz], pa.int32()),
+                "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
+                "value": pa.array(col[nz], pa.int64()),
+            }))
+            ptypes.append(ptype)
+    return job, IngestResult([r[0] for r in job.profiles], ptypes, profile.n_samples, source_id)
+
+
+def _check_sample_labels(ls: tuple[Label, ...], limits: Limits) -> None:
+    for lb in ls:
+        if len(lb.key) > limits.max_label_name_len or len(lb.str) > limits.max_label_value_len:
+            raise LimitExceeded(f"sample label {lb.key[:40]!r} exceeds max_label_name_len="
+                                f"{limits.max_label_name_len} / max_label_value_len={limits.max_label_value_len}")
+
+
+@dataclass
+class WriteJob:
+    """Rows one prepared profile adds to each table."""
+    frames: list[tuple] = field(default_factory=list)
+    stacks: list[pa.Table] = field(default_factory=list)
+    labelsets: list[tuple] = field(default_factory=list)
+    series: list[tuple] = field(default_factory=list)
+    profiles: list[tuple] = field(default_factory=list)
+    samples: list[pa.Table] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class GroupWriter:
+    """Group commit: concurrent ingests queue their jobs; whoever gets the write lock first writes
+    every queued job in ONE transaction (one fsync), the others find theirs done. A failed
+    transaction fails every job in it and the dictionaries are reloaded from the database, so
+    nothing half-stored is ever referenced."""
+
+    def __init__(self, db: Database, d: Dictionaries):
+        self.db, self.d = db, d
+        self._pending: list[WriteJob] = []
+        self._lock = threading.Lock()
+
+    def forget_unwritten(self) -> None:
+        """Drop dictionary entries of jobs that will never be written (a batch that failed while
+        being prepared) by reloading the dictionaries from the database."""
+        with self.db.write_lock, self.d.lock:
+            self.d.reset()
+            self.d.load(self.db)
+
+    def submit(self, jobs: list[WriteJob]) -> None:
+        with self._lock:
+            self._pending.extend(jobs)
+        with self.db.write_lock:
+            if not all(j.done.is_set() for j in jobs):
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                try:
+                    _write(self.db, batch)
+                except BaseException as e:
+                    for j in batch:
+                        j.error = e
+                    with self.d.lock:
+                        self.d.reset()
+                        self.d.load(self.db)
+                finally:
+                    for j in batch:
+                        j.done.set()
+        for j in jobs:
+            if j.error is not None:
+                raise j.error
+
+
+def _write(db: Database, batch: list[WriteJob]) -> None:
+    con = db.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        frames = [f for j in batch for f in j.frames]
+        if frames:
+            cols = list(zip(*frames))
+            t = pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
+                          "name": cols[2], "system_name": cols[3], "file": cols[4],
+                          "line": pa.array(cols[5], pa.int64()), "start_line": pa.array(cols[6], pa.int64()),
+                          "address": pa.array(cols[7], pa.uint64()), "mapping_file": cols[8]})
+            con.from_arrow(t).insert_into("frames")
+        stacks = [t for j in batch for t in j.stacks]
+        if stacks:
+            con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
+        for j in batch:
+            for row in j.labelsets:
+                con.execute("INSERT INTO labelsets VALUES (?, ?, ?, ?, ?)", list(row))
+            for row in j.series:
+                con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
+        profiles = [p for j in batch for p in j.profiles]
+        if profiles:
+            cols = list(zip(*profiles))
+            names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
+                     "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
+                     "source_format", "source_id"]
+            types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
+                     pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
+                     pa.string()]
+            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types)})
+            con.register("new_profiles", t)
+            con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
+            con.unregister("new_profiles")
+        samples = [t for j in batch for t in j.samples]
+        if samples:
+            con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
