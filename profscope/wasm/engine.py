@@ -17,6 +17,9 @@ Known wasmtime-py 50 behaviours this module (and host.py) is designed around:
    compile in a forked child can hang. The engine is built lazily in the process that uses it
    (:class:`EngineState` remembers its pid and the host rebuilds it after a fork) and parallel
    compilation is off by default.
+6. A ``FuncType`` object that was used with one engine must not be used with another: wasmtime
+   panics (``ty.comes_from_same_engine(engine)``) and the whole process aborts. Each
+   :class:`EngineState` builds its own types; nothing wasmtime-typed is a module global.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ import wasmtime as wt
 
 WASMTIME_VERSION = _pkg_version("wasmtime")
 LOG_LEVELS = ("debug", "info", "warn", "error")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BLANKS = re.compile(r"[\t\n\r]+")
 
 
 def engine_settings(max_wasm_stack: int, parallel_compilation: bool) -> dict[str, Any]:
@@ -142,7 +146,7 @@ class LogSink:
             return
         n = min(length, self.max_bytes)
         text = bytes(mem.read(caller, ptr, ptr + n)).decode("utf-8", "replace")
-        text = _CONTROL.sub("", text.replace("\t", " "))
+        text = _CONTROL.sub("", _BLANKS.sub(" ", text)).strip()
         if n < length:
             text += f" [truncated {length - n} bytes]"
         self._append(level, text)
@@ -174,9 +178,6 @@ def log_host(caller: Any, level: int, ptr: int, length: int) -> None:
         pass
 
 
-LOG_TYPE = wt.FuncType([wt.ValType.i32()] * 3, [])
-
-
 class EngineState:
     """Engine, linker, ticker and compiled-module cache of ONE process."""
 
@@ -184,7 +185,8 @@ class EngineState:
         self.pid = os.getpid()
         self.engine = make_engine(settings)
         self.linker = wt.Linker(self.engine)
-        self.linker.define_func("profscope", "log", LOG_TYPE, log_host, access_caller=True)
+        log_type = wt.FuncType([wt.ValType.i32()] * 3, [])     # behaviour 6: one per engine
+        self.linker.define_func("profscope", "log", log_type, log_host, access_caller=True)
         self.ticker = EpochTicker(self.engine, tick_s)
         self.lock = threading.Lock()
         self.modules: dict[str, tuple[wt.Module, wt.InstancePre]] = {}

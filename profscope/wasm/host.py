@@ -167,36 +167,48 @@ class WasmHost:
         return hashlib.sha256(f"{sha256}|{self.fingerprint}".encode()).hexdigest()
 
     def _compiled(self, info: PluginInfo) -> tuple[wt.Module, wt.InstancePre]:
-        st = self._state()
-        key = self.cache_key(info.sha256)
+        return self._module_for(self._state(), info.sha256, info.wasm)
+
+    def _module_for(self, st: EngineState, sha: str, wasm: bytes
+                    ) -> tuple[wt.Module, wt.InstancePre]:
+        """Compiled module + pre-linked instance for ``wasm``, from the cache when there.
+        Only modules that pass the import/export checks are cached (in memory and on disk)."""
+        key = self.cache_key(sha)
         with st.lock:
             hit = st.modules.get(key)
-        if hit is not None:
-            self.stats["memory_hits"] += 1
-            return hit
-        module = self._load_or_compile(st, key, info.wasm)
-        pre = st.linker.instantiate_pre(module)
-        with st.lock:
-            return st.modules.setdefault(key, (module, pre))
-
-    def _load_or_compile(self, st: EngineState, key: str, wasm: bytes) -> wt.Module:
-        """Compile ``wasm`` (already validated), or load code this host serialized itself into
-        its private cache dir. Bytes from users are never deserialized."""
+            if hit is not None:
+                self.stats["memory_hits"] += 1
+                return hit
         path = Path(self.policy.cache_dir) / f"{key}.cwasm" if self.policy.cache_dir else None
-        if path is not None and path.is_file():
-            try:
-                module = wt.Module.deserialize_file(st.engine, str(path))
-                self.stats["disk_hits"] += 1
-                return module
-            except wt.WasmtimeError:
-                path.unlink(missing_ok=True)
-        module = wt.Module(st.engine, wasm)
-        self.stats["compiled"] += 1
-        if path is not None:
+        module = self._from_disk(st, path)
+        fresh = module is None
+        if module is None:
+            module = wt.Module(st.engine, wasm)
+            with st.lock:
+                self.stats["compiled"] += 1
+        self._check_imports(module)
+        self._check_exports(module)
+        pre = st.linker.instantiate_pre(module)
+        if fresh and path is not None:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(bytes(module.serialize()))
             os.replace(tmp, path)
+        with st.lock:
+            return st.modules.setdefault(key, (module, pre))
+
+    def _from_disk(self, st: EngineState, path: Path | None) -> wt.Module | None:
+        """Code this host serialized itself into its private cache dir (never bytes from users;
+        the file name is the cache key of validated module bytes)."""
+        if path is None or not path.is_file():
+            return None
+        try:
+            module = wt.Module.deserialize_file(st.engine, str(path))
+        except wt.WasmtimeError:
+            path.unlink(missing_ok=True)
+            return None
+        with st.lock:
+            self.stats["disk_hits"] += 1
         return module
 
     # ------------------------------------------------------------------ upload
@@ -221,18 +233,12 @@ class WasmHost:
         if shape.table_min_elements > self.policy.max_table_elements:
             raise PluginRejected(f"table of {shape.table_min_elements} elements exceeds "
                                  f"max_table_elements={self.policy.max_table_elements}")
-        st = self._state()
         sha = hashlib.sha256(data).hexdigest()
         try:
-            module = self._load_or_compile(st, self.cache_key(sha), data)
+            self._module_for(self._state(), sha, data)
         except wt.WasmtimeError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid module"
             raise PluginRejected(f"not a valid WebAssembly module for this host: {first}") from None
-        self._check_imports(module)
-        self._check_exports(module)
-        pre = st.linker.instantiate_pre(module)
-        with st.lock:
-            st.modules.setdefault(self.cache_key(sha), (module, pre))
         return PluginInfo(manifest, sha, len(data), data)
 
     @staticmethod
