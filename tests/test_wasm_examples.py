@@ -299,3 +299,10 @@ def test_examples_refuse_to_load_under_a_tiny_memory_policy():
             h.load_module(example_bytes("hotspots"))
     finally:
         h.close()
+
+
+def test_abi_md_documents_every_policy_field():
+    from dataclasses import fields
+    doc = (ROOT / "wasm/ABI.md").read_text()
+    missing = [f.name for f in fields(HostPolicy) if f"`{f.name}`" not in doc]
+    assert missing == []

@@ -327,6 +327,17 @@ def test_output_over_one_mib_is_bad_output(host):
     assert ei.value.kind == "bad_output"
 
 
+def test_pointer_with_zero_length_is_bad_output(host):
+    wat = """(module (memory (export "memory") 1)
+      (func (export "profscope_abi_v1"))
+      (func (export "psp_alloc") (param i32) (result i32) (i32.const 1024))
+      (func (export "psp_analyze") (param i32 i32) (result i64) (i64.const 64)))"""
+    info = host.load_module(wat_module(wat, manifest("zero-length")))
+    with pytest.raises(PluginFailed, match="length 0") as ei:
+        host.run(info, TINY)
+    assert ei.value.kind == "bad_output"
+
+
 def test_zero_means_no_findings(host):
     info = host.load_module(wat_module('(module (memory (export "memory") 1) ' + ABI_TAIL + ")",
                                        manifest("quiet")))

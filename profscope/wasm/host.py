@@ -355,7 +355,10 @@ class WasmHost:
             if out_len > self.policy.max_output_bytes:
                 raise fail("bad_output", f"output of {out_len} bytes exceeds the limit of "
                            f"{self.policy.max_output_bytes} bytes", fuel_used)
-            if out_ptr + out_len > memory.data_len(store) or out_len == 0:
+            if out_len == 0:
+                raise fail("bad_output", f"psp_analyze returned pointer {out_ptr} with length 0 "
+                           "(return 0 for no output)", fuel_used)
+            if out_ptr + out_len > memory.data_len(store):
                 raise fail("bad_output", f"output pointer {out_ptr} + length {out_len} is outside "
                            f"linear memory of {memory.data_len(store)} bytes", fuel_used)
             raw = bytes(memory.get_buffer_ptr(store, out_len, out_ptr))
