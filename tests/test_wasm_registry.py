@@ -120,3 +120,27 @@ def test_bad_event_name(registry):
     from profscope.errors import BadInput
     with pytest.raises(BadInput, match="on_ingest, on_diff"):
         registry.auto_run("on_push")
+
+
+def test_adapters_take_part_in_the_analyzer_hooks(registry):
+    from profscope import plugins as pl
+    from profscope.analysis.stacks import profile_to_stackset
+    from profscope.analysis.tree import build_tree
+    from profscope.formats import decode
+    for name in EXAMPLES:
+        registry.upload(example_bytes(name))
+    registry.upload(wat_module("deep_recursion.wat", manifest("recurse")))
+    pm = pl.get_plugin_manager({"plugins_config": {"wasm:hotspots": {"threshold_pct": 30}}},
+                               entry_points=False)
+    for plugin_name, adapter in registry.analyzers().items():
+        assert pl.register(pm, adapter, plugin_name) == plugin_name
+    out = pl.run_analyzers(TINY, {"sample_type": "samples"}, pm,
+                           only=["wasm:hotspots", "wasm:slowpatterns", "wasm:recurse"])
+    by_plugin = {f["plugin"]: f for f in out["findings"]}
+    assert by_plugin["wasm:hotspots"]["function"] == "re.compile"      # plugins_config reached it
+    assert by_plugin["wasm:slowpatterns"]["category"] == "regex_compile"
+    assert [(e["plugin"], e["kind"]) for e in out["errors"]] == [("wasm:recurse", "stack_overflow")]
+    sets = [profile_to_stackset(decode(t.encode(), "folded"))
+            for t in ("main;a 50\nmain;b 50\n", "main;a 20\nmain;b 80\n")]
+    diff = pl.run_diff_analyzers(build_tree(sets), {}, pm, only=["wasm:regressions"])
+    assert [f["function"] for f in diff["findings"]] == ["b"] and diff["errors"] == []

@@ -187,6 +187,11 @@ class PluginRegistry:
     def analyzer(self, name: str) -> WasmAnalyzer:
         return WasmAnalyzer(self.host, self.plugin(name))
 
+    def analyzers(self) -> dict[str, WasmAnalyzer]:
+        """An adapter per loaded plugin, keyed ``wasm:<name>`` (the pluggy plugin name)."""
+        with self._lock:
+            return {f"wasm:{n}": WasmAnalyzer(self.host, info) for n, info in sorted(self._loaded.items())}
+
     def run(self, name: str, tree: Tree, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         """``{"plugin", "version", "findings", "fuel_used", "wall_ms", "logs", ...}``; raises
         :class:`~profscope.wasm.errors.PluginFailed` (HTTP 422) when the run fails."""
