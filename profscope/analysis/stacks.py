@@ -16,16 +16,20 @@ from ..model import FrameTable, Label, Profile, StackSet, ValueType, csr_take
 
 GRANULARITIES = ("functions", "files", "lines", "addresses")
 
-_rng = np.random.default_rng(0x5EED_CAFE)
-_POS_MIX = _rng.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint64(1)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer over uint64 (wrapping arithmetic)."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """splitmix64 finalizer over uint64 (wrapping arithmetic); stable across versions, so
+    hashes built from it can be stored."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+# odd per-position multipliers for order-sensitive stack hashes (deterministic, no RNG)
+_POS_MIX = _mix(np.arange(1 << 16, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)) | np.uint64(1)
 
 
 def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:
