@@ -368,3 +368,70 @@ def test_default_service_and_labels():
     assert parse_labels(("a=1", "b.c=x=y")) == {"a": "1", "b.c": "x=y"}
     with pytest.raises(BadInput):
         parse_labels(("1a=2",))
+
+
+# ------------------------------------------------------------------ --server
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real ``profscope serve`` on 127.0.0.1 whose label values may be 20 characters at most."""
+    import urllib.request
+    port = _free_port()
+    env = dict(os.environ, PROFSCOPE_MAX_LABEL_VALUE_LEN="20")
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path_factory.mktemp("srv"))], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"profscope serve did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_record_to_server(pyspy_ok, workload, server):
+    import urllib.parse
+    import urllib.request
+    r = run_cli("record", "--server", server, "--service", "bench", "--label", "commit=abc",
+                "--", sys.executable, str(workload), "4", "1")
+    assert r.returncode == 4, r.stderr
+    assert f"-> {server} (profile" in r.stderr
+    q = urllib.parse.urlencode({"query": 'cpu{service_name="bench", commit="abc"}'})
+    body = json.loads(urllib.request.urlopen(f"{server}/api/v1/top?{q}", timeout=30).read())
+    assert body["rows"][0]["name"] == "hot"
+
+
+def test_failed_upload_keeps_the_recording(pyspy_ok, workload, server):
+    # valid here (values up to 2048 chars), refused by this server (20): the profile is kept
+    r = run_cli("record", "--server", server, "--label", "note=" + "x" * 30, "--",
+                sys.executable, str(workload), "0", "1")
+    assert r.returncode == 2, r.stderr
+    assert "server answered 413" in r.stderr
+    kept = r.stderr.split("the recording was saved to ")[1].split(" ")[0]
+    try:
+        assert top_json(kept)["rows"][0]["name"] == "hot"
+    finally:
+        os.unlink(kept)
+
+
+def test_unreachable_server_fails_before_recording(tmp_path):
+    port = _free_port()
+    t0 = time.monotonic()
+    r = run_cli("record", "--server", f"http://127.0.0.1:{port}", "--", sys.executable, "-c",
+                "import time; time.sleep(30)")
+    assert r.returncode == 3 and "cannot reach" in r.stderr
+    assert time.monotonic() - t0 < 20

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 import time
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, ProfscopeError
 
 _LABEL = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$")
 
@@ -105,8 +106,8 @@ def _check_output(path: str) -> None:
 
 
 def deliver(rec, output: str | None, server: str | None, data_dir: str | None,
-            labels: dict[str, str]) -> str:
-    """Write, store or upload the recording; return a description of where it went."""
+            labels: dict[str, str], tenant: str = "anonymous") -> str:
+    """Write, store or upload (``POST /api/v1/ingest``) the recording; say where it went."""
     if output:
         write_pprof(rec.profile, output)
         return output
@@ -114,12 +115,20 @@ def deliver(rec, output: str | None, server: str | None, data_dir: str | None,
         from ..store import Store
         store = Store(data_dir)
         try:
-            res = store.ingest(rec.profile, labels)
+            res = store.ingest(rec.profile, labels, tenant)
         finally:
             store.close()
-        return f"{data_dir} (profiles {', '.join(map(str, res.profile_ids))})"
-    from ..capture.upload import upload
-    return upload(rec.profile, server, labels)  # type: ignore[arg-type]
+        return f"{data_dir} (profile {', '.join(map(str, res.profile_ids))})"
+    import json
+    import urllib.parse
+
+    from ..formats.pprof_write import encode_profile
+    from .store_cmds import http
+    query = urllib.parse.urlencode([("label", f"{k}={v}") for k, v in labels.items()] + [("format", "pprof")])
+    url = f"{server.rstrip('/')}/api/v1/ingest?{query}"  # type: ignore[union-attr]
+    res = json.loads(http("POST", url, encode_profile(rec.profile),
+                          {"X-Scope-OrgID": tenant, "Content-Type": "application/octet-stream"}))
+    return f"{server} (profile {', '.join(map(str, res.get('profile_ids', [])))})"
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -141,8 +150,9 @@ def deliver(rec, output: str | None, server: str | None, data_dir: str | None,
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write gzipped pprof here")
 @click.option("--server", metavar="URL", help="upload to a profscope server")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="store into this profscope data directory")
+@click.option("--tenant", default="anonymous", show_default=True, help="tenant for --server/--data-dir")
 def record(command, pid, rate, duration, idle, gil, native, subprocesses, threads, nonblocking,
-           service, labels, output, server, data_dir):
+           service, labels, output, server, data_dir, tenant):
     """Run COMMAND under py-spy (or attach with --pid) and save a pprof profile.
 
     \b
@@ -160,8 +170,15 @@ def record(command, pid, rate, duration, idle, gil, native, subprocesses, thread
         raise BadInput("no command given: profscope record [OPTIONS] -- COMMAND [ARGS]... (or --pid PID)")
     if output:
         _check_output(output)
+    if server:   # fail before a long recording, not after it
+        from .store_cmds import http
+        http("GET", server.rstrip("/") + "/healthz")
     series = parse_labels(labels)
     series["service_name"] = service or default_service(command, pid)
+    if server or data_dir:
+        from ..limits import DEFAULT_LIMITS
+        from ..store.ingest import check_labels
+        check_labels(series, DEFAULT_LIMITS)
     opts = RecordOptions(rate=rate, duration=duration, idle=idle, gil=gil, native=native,
                          subprocesses=subprocesses, threads=threads, nonblocking=nonblocking)
     progress = _Progress(rate, f"pid {pid}" if pid is not None else os.path.basename(command[0]))
@@ -169,7 +186,15 @@ def record(command, pid, rate, duration, idle, gil, native, subprocesses, thread
         rec = run_record(command if pid is None else None, pid, opts, progress)
     finally:
         progress.clear()
-    dest = deliver(rec, output, server, data_dir, series)
+    try:
+        dest = deliver(rec, output, server, data_dir, series, tenant)
+    except ProfscopeError as e:
+        if output:
+            raise
+        keep = os.path.join(tempfile.gettempdir(), f"profscope-record-{os.getpid()}-{int(time.time())}.pb.gz")
+        write_pprof(rec.profile, keep)
+        e.message = f"{e.message}; the recording was saved to {keep} (store it later with profscope ingest)"
+        raise
     click.echo(summary_line(rec, dest), err=True)
     if rec.exit_code is None or rec.stopped_after_duration:
         return 0
