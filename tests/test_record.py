@@ -162,6 +162,12 @@ def test_thread_names_are_labels(recorded):
     assert 0 < worker["total"] < everything["total"]
 
 
+def _first_pprof_row(text: str) -> list[str]:
+    lines = text.splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["flat", "flat%"])
+    return lines[header + 1].split()
+
+
 def test_go_tool_pprof_reads_it(recorded):
     go = shutil.which("go")
     if go is None:
@@ -169,12 +175,10 @@ def test_go_tool_pprof_reads_it(recorded):
     out, _ = recorded
     r = subprocess.run([go, "tool", "pprof", "-top", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    header = next(i for i, ln in enumerate(lines) if ln.strip().startswith("flat"))
-    assert lines[header + 1].split()[-1] == "hot"
+    assert _first_pprof_row(r.stdout)[-1] == "hot"
     r = subprocess.run([go, "tool", "pprof", "-top", "-lines", str(out)], capture_output=True, text=True,
                        timeout=120)
-    first = r.stdout.splitlines()[header + 1].split()
+    first = _first_pprof_row(r.stdout)
     assert first[-2] == "hot" and first[-1].rsplit(":", 1)[0] == "work.py"
     assert int(first[-1].rsplit(":", 1)[1]) in HOT_LINES
 
@@ -207,7 +211,8 @@ def test_subprocesses_keep_pid_and_cmdline(pyspy_ok, workload, tmp_path):
     # the child's command line holds ';' and a newline, which py-spy writes unescaped
     code = f"import runpy; import sys\nsys.argv = ['work.py', '0', '1.2']; runpy.run_path({str(workload)!r}, run_name='__main__')"
     parent = tmp_path / "parent.py"
-    parent.write_text(f"import subprocess, sys\nsys.exit(subprocess.call([sys.executable, '-c', {code!r}]))\n")
+    parent.write_text(f"import os, subprocess, sys\nprint(os.getpid(), flush=True)\n"
+                      f"sys.exit(subprocess.call([sys.executable, '-c', {code!r}]))\n")
     out = tmp_path / "sub.pb.gz"
     r = run_cli("record", "--subprocesses", "-o", str(out), "--", sys.executable, str(parent))
     assert r.returncode == 0, r.stderr
@@ -218,8 +223,9 @@ def test_subprocesses_keep_pid_and_cmdline(pyspy_ok, workload, tmp_path):
     assert "\n" not in child_cmd and "; import sys" in child_cmd
     t = top_json("--tagfocus", f"cmdline={child_cmd.split(';')[0]}.*", str(out))
     assert t["rows"][0]["name"] == "hot"
-    pids = {lb.str for ls in p.label_sets for lb in ls if lb.key == "pid"}
-    assert len(pids) == 2
+    child_pids = {lb.str for ls in p.label_sets if ("cmdline", child_cmd) in [(x.key, x.str) for x in ls]
+                  for lb in ls if lb.key == "pid"}
+    assert len(child_pids) == 1 and r.stdout.split()[0] not in child_pids  # stdout: the parent's pid
     assert all(sum(lb.key == "pid" for lb in ls) <= 1 for ls in p.label_sets)
 
 
