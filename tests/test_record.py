@@ -159,7 +159,8 @@ def test_thread_names_are_labels(recorded):
     worker = top_json("--tagfocus", "thread_name=crunch-worker", str(out))
     everything = top_json(str(out))
     assert worker["rows"][0]["name"] == "hot"
-    assert 0 < worker["total"] < everything["total"]
+    # pprof's total keeps every sample; the filtered rows hold only the worker thread's
+    assert 0 < worker["rows"][0]["flat"] < everything["rows"][0]["flat"]
 
 
 def _first_pprof_row(text: str) -> list[str]:
@@ -441,3 +442,62 @@ def test_unreachable_server_fails_before_recording(tmp_path):
                 "import time; time.sleep(30)")
     assert r.returncode == 3 and "cannot reach" in r.stderr
     assert time.monotonic() - t0 < 20
+
+
+# ------------------------------------------------------------------ the CI recipe
+BENCH = """\
+import time
+
+
+def parse():
+    s = 0
+    for i in range(2000):
+        s += i
+    return s
+
+
+def render():
+    s = 0
+    for i in range({render}):
+        s += i
+    return s
+
+
+end = time.monotonic() + 0.8
+while time.monotonic() < end:
+    parse()
+    render()
+"""
+
+
+def test_ci_recipe_catches_a_regression(pyspy_ok, tmp_path):
+    """.ci/profile-diff on a real git repo whose HEAD makes render() three times slower."""
+    from profscope.cli import COMMANDS
+    if "diff" not in COMMANDS:
+        pytest.skip("profscope diff is not in this build")
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t", PROFSCOPE=f"{sys.executable} -m profscope.cli",
+               PYTHONPATH=str(ROOT))
+
+    def sh(*args):
+        subprocess.run(args, cwd=repo, env=env, check=True, capture_output=True)
+    sh(git, "init", "-q", "-b", "main")
+    (repo / "bench.py").write_text(BENCH.format(render=2000))
+    sh(git, "add", "bench.py")
+    sh(git, "commit", "-qm", "base")
+    sh(git, "checkout", "-qb", "feature")
+    (repo / "bench.py").write_text(BENCH.format(render=6000))
+    sh(git, "commit", "-qam", "slower render")
+    r = subprocess.run([str(ROOT / ".ci" / "profile-diff"), "-b", "main", "-n", "3", "-o", "prof", "--",
+                        sys.executable, "bench.py"], cwd=repo, env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert len(list((repo / "prof" / "base").glob("*.pb.gz"))) == 3
+    assert "render" in (repo / "prof" / "report.md").read_text()
+    assert subprocess.run([git, "worktree", "list"], cwd=repo, capture_output=True, text=True
+                          ).stdout.count("\n") == 1, "the base worktree is removed afterwards"
