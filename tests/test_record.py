@@ -259,6 +259,62 @@ def test_record_without_cap_sys_ptrace(pyspy_ok, workload, tmp_path):
     assert top_json(str(out))["rows"][0]["name"] == "hot"
 
 
+def test_sigterm_is_forwarded_and_the_profile_kept(pyspy_ok, workload, tmp_path):
+    out = tmp_path / "term.pb.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "record", "-o", str(out), "--",
+                             sys.executable, str(workload), "0", "20"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err   # the command died of the forwarded SIGTERM
+    assert top_json(str(out))["rows"][0]["name"] == "hot"
+
+
+def test_ctrl_c_reaches_command_and_py_spy(pyspy_ok, workload, tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: the profile is still written.
+    (The command's main thread stops at once; Python then waits for its worker thread, ~3 s.)"""
+    out = tmp_path / "int.pb.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "record", "-o", str(out), "--",
+                             sys.executable, str(workload), "0", "3"], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT, err    # Python re-raises an unhandled SIGINT
+    assert "KeyboardInterrupt" in err
+    assert top_json(str(out))["rows"][0]["name"] == "hot"
+
+
+def test_progress_only_on_a_terminal(pyspy_ok, workload, tmp_path, recorded):
+    master, slave = os.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "profscope.cli", "record", "-o", str(tmp_path / "p.pb.gz"),
+                            "--", sys.executable, str(workload), "0", "1.2"], cwd=ROOT, stderr=slave,
+                           stdout=subprocess.DEVNULL, timeout=60)
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:   # EIO: the terminal has no writer left
+                break
+            if not data:
+                break
+            chunks.append(data)
+        tty = b"".join(chunks).decode()
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert r.returncode == 0
+    assert "\r\x1b[Kprofscope record: python" in tty and "samples at 100 Hz (Ctrl-C stops)" in tty
+    assert "top: hot" in tty
+    _, piped = recorded      # stderr to a pipe: no progress, only the summary
+    assert "\x1b[K" not in piped.stderr and "Ctrl-C stops" not in piped.stderr
+
+
 # ------------------------------------------------------------------ error paths
 def test_command_not_found(tmp_path):
     r = run_cli("record", "-o", str(tmp_path / "x.pb.gz"), "--", "no-such-command-4711")
