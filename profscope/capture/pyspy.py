@@ -206,7 +206,7 @@ def record(command: Sequence[str] | None = None, pid: int | None = None,
     passes or Ctrl-C; return the profile (``samples/count`` and ``cpu/nanoseconds``, period
     1e9/rate). ``on_progress(elapsed_seconds)`` is called about four times a second."""
     if (command is None) == (pid is None):
-        raise BadInput("give either a command or --pid, not both")
+        raise BadInput("give exactly one of: a command, --pid")
     if opts.rate < 1:
         raise BadInput(f"--rate must be at least 1 Hz, got {opts.rate}")
     if command is not None:
