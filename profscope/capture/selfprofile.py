@@ -31,9 +31,10 @@ def self_profile_tags(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_self_profiling(server_url: str, tags: dict[str, str] | None = None, *,
-                         sample_rate: int = 100, upload_interval: int = 10) -> None:
+                         sample_rate: int = 100, upload_interval: int = 10, tenant: str = "") -> None:
     """Start the pyroscope-io agent in this process, pushing to ``server_url`` (e.g. the
-    server's own ``http://127.0.0.1:4040``) as application ``profscope`` with ``tags``.
+    server's own ``http://127.0.0.1:4040``, also when it listens on 0.0.0.0) as application
+    ``profscope`` with ``tags``; ``tenant`` is sent as ``X-Scope-OrgID`` (multitenancy).
     Raises :class:`SelfProfileError` when the SDK is missing or refuses to start; a second
     call while running is refused too (the SDK holds one agent per process)."""
     global _running
@@ -53,6 +54,7 @@ def start_self_profiling(server_url: str, tags: dict[str, str] | None = None, *,
             oncpu=True,            # CPU time, not wall time: idle waiting threads are not hot paths
             gil_only=True,         # the thread running Python code is the one that costs
             report_thread_name=True,
+            tenant_id=tenant,
             enable_logging=False,
         )
         if ok is False:
