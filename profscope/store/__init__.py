@@ -194,8 +194,8 @@ class Store:
 
     def stats(self) -> dict:
         con = self.db.con
-        n_samples = con.execute("SELECT count(*) FROM samples").fetchone()[0]
-        n_profiles = con.execute("SELECT count(*) FROM profiles").fetchone()[0]
+        n_samples = con.execute("SELECT count(*) FROM samples").fetchall()[0][0]
+        n_profiles = con.execute("SELECT count(*) FROM profiles").fetchall()[0][0]
         return {"profiles": n_profiles, "sample_rows": n_samples, "stacks": len(self.dicts.stacks),
                 "frames": len(self.dicts.frames), "series": len(self.dicts.series),
                 "bytes": self.db.size_bytes(), "schema_version": self.db.schema_version(),

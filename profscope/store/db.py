@@ -83,7 +83,7 @@ class Database:
                 raise
 
     def schema_version(self) -> int:
-        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 
     def checkpoint(self) -> None:
         with self.write_lock:

@@ -52,7 +52,7 @@ class Dictionaries:
                 "SELECT hash, id, tenant, profile_type, keys, vals FROM series").fetchall():
             self.series[h] = i
             self.series_info[i] = (tenant, ptype, dict(zip(k, v)))
-        self.next_profile = con.execute("SELECT coalesce(max(id), 0) + 1 FROM profiles").fetchone()[0]
+        self.next_profile = con.execute("SELECT coalesce(max(id), 0) + 1 FROM profiles").fetchall()[0][0]
 
 
 def profile_name(sample_type: str, labels: dict[str, str]) -> str:
