@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..analysis.stacks import merge_rows, stack_hashes
-from ..errors import BadInput, LimitExceeded
+from ..errors import BadInput, LimitExceeded, ProfscopeError
 from ..limits import Limits
 from ..model import Label, Profile
 from .db import Database
@@ -103,121 +103,36 @@ class IngestResult:
 
 def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict[str, str],
                    tenant: str, limits: Limits) -> IngestResult:
-    labels = {k: str(v) for k, v in labels.items()}
-    labels.setdefault("service_name", "unknown_service")
-    check_labels(labels, limits)
-    if not profile.sample_types:
-        raise BadInput("profile has no sample types")
-    n = profile.n_samples
-    if n > limits.max_samples:
-        raise LimitExceeded(f"profile has {n} samples; limit max_samples={limits.max_samples}")
-    depth = int(profile.stack_lengths().max()) if n else 0
-    if depth > limits.max_stack_depth:
-        raise LimitExceeded(f"a stack has {depth} frames; limit max_stack_depth={limits.max_stack_depth}")
-    time_nanos = profile.time_nanos or time.time_ns()
-    source_id = f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
+    out = ingest_many(db, d, [(profile, labels, tenant)], limits)[0]
+    if isinstance(out, Exception):
+        raise out
+    return out
 
-    # 1. merge samples per (stack, label set), all sample types at once
-    m_offs, m_flat, m_vals, inv = merge_rows(profile.stack_offsets, profile.stack_frames, profile.values,
-                                             extra_key=profile.sample_labels)
-    row_labels = np.zeros(len(m_offs) - 1, np.int64)
-    row_labels[inv] = profile.sample_labels
 
+def ingest_many(db: Database, d: Dictionaries, items: list[tuple[Profile, dict[str, str], str]],
+                limits: Limits) -> list[IngestResult | ProfscopeError]:
+    """Store several profiles in ONE transaction (group commit). Each item is checked on its
+    own: an invalid item gets its error in the result list and the others are stored."""
+    prepared: list[_Prepared | ProfscopeError] = []
+    for profile, labels, tenant in items:
+        try:
+            prepared.append(_prepare(profile, labels, tenant, limits))
+        except ProfscopeError as e:
+            prepared.append(e)
+    results: list[IngestResult | ProfscopeError] = []
     with db.write_lock:
         new: dict[str, list] = {"frames": [], "stacks": [], "labelsets": [], "series": []}
         staged: dict[str, dict] = {"frames": {}, "stacks": {}, "labelsets": {}, "series": {}}
         counters = _Counters.from_db(db, d)
-
-        # 2. frames -> global ids
-        fr = profile.frames
-        gid = np.empty(len(fr), np.int32)
-        for i in range(len(fr)):
-            key = "\x1f".join((fr.name[i], fr.system_name[i], fr.file[i], str(int(fr.line[i])),
-                               str(int(fr.start_line[i])), str(int(fr.address[i])), fr.mapping_file[i]))
-            h = h64(key)
-            g = d.frames.get(h)
-            if g is None:
-                g = staged["frames"].get(h)
-            if g is None:
-                g = staged["frames"][h] = counters.take("frames")
-                new["frames"].append((g, h, fr.name[i], fr.system_name[i], fr.file[i], int(fr.line[i]),
-                                      int(fr.start_line[i]), int(fr.address[i]), fr.mapping_file[i]))
-            gid[i] = g
-        gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
-
-        # 3. stacks -> global ids
-        sh = stack_hashes(m_offs, gflat)
-        uniq_h, first, sinv = np.unique(sh, return_index=True, return_inverse=True)
-        sid_u = np.empty(len(uniq_h), np.int32)
-        new_rows = []
-        for j, h in enumerate(uniq_h.tolist()):
-            g = d.stacks.get(h)
-            if g is None:
-                g = staged["stacks"][h] = counters.take("stacks")
-                new_rows.append(j)
-            sid_u[j] = g
-        if new_rows:
-            rows = first[np.array(new_rows)]
-            lens = np.diff(m_offs)[rows]
-            offs = np.zeros(len(rows) + 1, np.int32)
-            np.cumsum(lens, out=offs[1:])
-            from ..model import csr_take
-            _, vals = csr_take(m_offs, gflat, rows)
-            new["stacks"] = pa.table({
-                "id": pa.array(sid_u[np.array(new_rows)], pa.int32()),
-                "hash": pa.array(uniq_h[np.array(new_rows)], pa.uint64()),
-                "frames": pa.ListArray.from_arrays(pa.array(offs, pa.int32()), pa.array(vals, pa.int32())),
-            })
-        row_stack = sid_u[sinv]
-
-        # 4. label sets
-        ls_gid = np.zeros(len(profile.label_sets), np.int32)
-        for li, ls in enumerate(profile.label_sets):
-            if not ls:
+        profile_rows: list[tuple] = []
+        sample_tables: list[pa.Table] = []
+        for prep in prepared:
+            if isinstance(prep, ProfscopeError):
+                results.append(prep)
                 continue
-            _check_sample_labels(ls, limits)
-            keys = [lb.key for lb in ls]
-            vals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
-            units = [lb.unit if lb.is_num else "" for lb in ls]
-            h = h64(repr((keys, vals, units)))
-            g = d.labelsets.get(h) or staged["labelsets"].get(h)
-            if g is None:
-                g = staged["labelsets"][h] = counters.take("labelsets")
-                new["labelsets"].append((g, h, keys, vals, units))
-            ls_gid[li] = g
-        row_ls = ls_gid[row_labels]
-
-        # 5. one series + profile per sample type
-        profile_rows, sample_tables, ptypes = [], [], []
-        pt = profile.period_type
-        order = np.argsort(row_stack, kind="stable")
-        for t, st in enumerate(profile.sample_types):
-            name = profile_name(st.type, labels)
-            ptype = f"{name}:{st.type}:{st.unit}:{pt.type if pt else ''}:{pt.unit if pt else ''}"
-            slabels = dict(labels)
-            slabels["__name__"] = name
-            keys = sorted(slabels)
-            h = h64(repr((tenant, ptype, keys, [slabels[k] for k in keys])))
-            sid = d.series.get(h) or staged["series"].get(h)
-            if sid is None:
-                sid = staged["series"][h] = counters.take("series")
-                new["series"].append((sid, h, tenant, ptype, keys, [slabels[k] for k in keys]))
-            pid = counters.take("profiles")
-            col = m_vals[order, t]
-            nz = col != 0
-            total = int(np.abs(m_vals[:, t]).sum())
-            profile_rows.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
-                                 pt.unit if pt else "", int(profile.period), int(time_nanos),
-                                 int(profile.duration_nanos), int(nz.sum()), total,
-                                 profile.source_format, source_id))
-            sample_tables.append(pa.table({
-                "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
-                "stack_id": pa.array(row_stack[order][nz], pa.int32()),
-                "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
-                "value": pa.array(col[nz], pa.int64()),
-            }))
-            ptypes.append(ptype)
-
+            results.append(_stage(d, prep, new, staged, counters, profile_rows, sample_tables))
+        if not profile_rows:
+            return results
         _write(db, new, profile_rows, sample_tables)
         # caches change only after a successful commit
         d.frames.update(staged["frames"])
@@ -229,7 +144,153 @@ def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict
         for sid, _h, tenant_, ptype, keys, vals in new["series"]:
             d.series_info[sid] = (tenant_, ptype, dict(zip(keys, vals)))
         counters.commit(d)
-    return IngestResult([r[0] for r in profile_rows], ptypes, n, source_id)
+    return results
+
+
+@dataclass
+class _Prepared:
+    profile: Profile
+    labels: dict[str, str]
+    tenant: str
+    m_offs: np.ndarray
+    m_flat: np.ndarray
+    m_vals: np.ndarray
+    row_labels: np.ndarray
+    time_nanos: int
+    source_id: str
+
+
+def check_profile(profile: Profile, labels: dict[str, str], limits: Limits) -> dict[str, str]:
+    """Everything that can refuse a profile, without touching the store; returns the labels
+    as they will be stored."""
+    labels = {k: str(v) for k, v in labels.items()}
+    labels.setdefault("service_name", "unknown_service")
+    check_labels(labels, limits)
+    if not profile.sample_types:
+        raise BadInput("profile has no sample types")
+    n = profile.n_samples
+    if n > limits.max_samples:
+        raise LimitExceeded(f"profile has {n} samples; limit max_samples={limits.max_samples}")
+    depth = int(profile.stack_lengths().max()) if n else 0
+    if depth > limits.max_stack_depth:
+        raise LimitExceeded(f"a stack has {depth} frames; limit max_stack_depth={limits.max_stack_depth}")
+    for ls in profile.label_sets:
+        _check_sample_labels(ls, limits)
+    return labels
+
+
+def _prepare(profile: Profile, labels: dict[str, str], tenant: str, limits: Limits) -> _Prepared:
+    """Checks (before anything is staged) and the per-(stack, label set) merge."""
+    labels = check_profile(profile, labels, limits)
+    time_nanos = profile.time_nanos or time.time_ns()
+    source_id = f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
+    # merge samples per (stack, label set), all sample types at once
+    m_offs, m_flat, m_vals, inv = merge_rows(profile.stack_offsets, profile.stack_frames, profile.values,
+                                             extra_key=profile.sample_labels)
+    row_labels = np.zeros(len(m_offs) - 1, np.int64)
+    row_labels[inv] = profile.sample_labels
+    return _Prepared(profile, labels, tenant, m_offs, m_flat, m_vals, row_labels, time_nanos, source_id)
+
+
+def _stage(d: Dictionaries, prep: _Prepared, new: dict, staged: dict, counters: "_Counters",
+           profile_rows: list, sample_tables: list) -> IngestResult:
+    """Give the profile's frames, stacks, label sets and series their ids (new ones staged for
+    insertion) and add its profile and sample rows."""
+    profile, labels, tenant = prep.profile, prep.labels, prep.tenant
+    m_offs, m_flat, m_vals, row_labels = prep.m_offs, prep.m_flat, prep.m_vals, prep.row_labels
+    first_row = len(profile_rows)
+
+    # frames -> global ids
+    fr = profile.frames
+    gid = np.empty(len(fr), np.int32)
+    for i in range(len(fr)):
+        key = "\x1f".join((fr.name[i], fr.system_name[i], fr.file[i], str(int(fr.line[i])),
+                           str(int(fr.start_line[i])), str(int(fr.address[i])), fr.mapping_file[i]))
+        h = h64(key)
+        g = d.frames.get(h)
+        if g is None:
+            g = staged["frames"].get(h)
+        if g is None:
+            g = staged["frames"][h] = counters.take("frames")
+            new["frames"].append((g, h, fr.name[i], fr.system_name[i], fr.file[i], int(fr.line[i]),
+                                  int(fr.start_line[i]), int(fr.address[i]), fr.mapping_file[i]))
+        gid[i] = g
+    gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
+
+    # stacks -> global ids
+    sh = stack_hashes(m_offs, gflat)
+    uniq_h, first, sinv = np.unique(sh, return_index=True, return_inverse=True)
+    sid_u = np.empty(len(uniq_h), np.int32)
+    new_rows = []
+    for j, h in enumerate(uniq_h.tolist()):
+        g = d.stacks.get(h)
+        if g is None:
+            g = staged["stacks"].get(h)
+        if g is None:
+            g = staged["stacks"][h] = counters.take("stacks")
+            new_rows.append(j)
+        sid_u[j] = g
+    if new_rows:
+        rows = first[np.array(new_rows)]
+        lens = np.diff(m_offs)[rows]
+        offs = np.zeros(len(rows) + 1, np.int32)
+        np.cumsum(lens, out=offs[1:])
+        from ..model import csr_take
+        _, vals = csr_take(m_offs, gflat, rows)
+        new["stacks"].append(pa.table({
+            "id": pa.array(sid_u[np.array(new_rows)], pa.int32()),
+            "hash": pa.array(uniq_h[np.array(new_rows)], pa.uint64()),
+            "frames": pa.ListArray.from_arrays(pa.array(offs, pa.int32()), pa.array(vals, pa.int32())),
+        }))
+    row_stack = sid_u[sinv]
+
+    # label sets
+    ls_gid = np.zeros(len(profile.label_sets), np.int32)
+    for li, ls in enumerate(profile.label_sets):
+        if not ls:
+            continue
+        keys = [lb.key for lb in ls]
+        vals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
+        units = [lb.unit if lb.is_num else "" for lb in ls]
+        h = h64(repr((keys, vals, units)))
+        g = d.labelsets.get(h) or staged["labelsets"].get(h)
+        if g is None:
+            g = staged["labelsets"][h] = counters.take("labelsets")
+            new["labelsets"].append((g, h, keys, vals, units))
+        ls_gid[li] = g
+    row_ls = ls_gid[row_labels]
+
+    # one series + profile per sample type
+    ptypes = []
+    pt = profile.period_type
+    order = np.argsort(row_stack, kind="stable")
+    for t, st in enumerate(profile.sample_types):
+        name = profile_name(st.type, labels)
+        ptype = f"{name}:{st.type}:{st.unit}:{pt.type if pt else ''}:{pt.unit if pt else ''}"
+        slabels = dict(labels)
+        slabels["__name__"] = name
+        keys = sorted(slabels)
+        h = h64(repr((tenant, ptype, keys, [slabels[k] for k in keys])))
+        sid = d.series.get(h) or staged["series"].get(h)
+        if sid is None:
+            sid = staged["series"][h] = counters.take("series")
+            new["series"].append((sid, h, tenant, ptype, keys, [slabels[k] for k in keys]))
+        pid = counters.take("profiles")
+        col = m_vals[order, t]
+        nz = col != 0
+        total = int(np.abs(m_vals[:, t]).sum())
+        profile_rows.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
+                             pt.unit if pt else "", int(profile.period), int(prep.time_nanos),
+                             int(profile.duration_nanos), int(nz.sum()), total,
+                             profile.source_format, prep.source_id))
+        sample_tables.append(pa.table({
+            "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
+            "stack_id": pa.array(row_stack[order][nz], pa.int32()),
+            "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
+            "value": pa.array(col[nz], pa.int64()),
+        }))
+        ptypes.append(ptype)
+    return IngestResult([r[0] for r in profile_rows[first_row:]], ptypes, profile.n_samples, prep.source_id)
 
 
 def _check_sample_labels(ls: tuple[Label, ...], limits: Limits) -> None:
@@ -273,18 +334,23 @@ def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: li
             con.register("new_frames", t)
             con.execute("INSERT INTO frames SELECT * FROM new_frames")
             con.unregister("new_frames")
-        if len(new["stacks"]):
-            con.register("new_stacks", new["stacks"])
+        if new["stacks"]:
+            con.register("new_stacks", pa.concat_tables(new["stacks"]))
             con.execute("INSERT INTO stacks SELECT * FROM new_stacks")
             con.unregister("new_stacks")
         for g, h, keys, vals, units in new["labelsets"]:
             con.execute("INSERT INTO labelsets VALUES (?, ?, ?, ?, ?)", [g, h, keys, vals, units])
         for sid, h, tenant, ptype, keys, vals in new["series"]:
             con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", [sid, h, tenant, ptype, keys, vals])
-        con.executemany("INSERT INTO profiles (id, series_id, tenant, profile_type, sample_type, sample_unit, "
-                        "period_type, period_unit, period, time_nanos, duration_nanos, n_samples, total, "
-                        "source_format, source_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        profile_rows)
+        cols = list(zip(*profile_rows))
+        names = ("id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
+                 "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
+                 "source_format", "source_id")
+        types = (pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
+                 pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(), pa.string())
+        con.register("new_profiles", pa.table({n: pa.array(c, t) for n, c, t in zip(names, cols, types)}))
+        con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
+        con.unregister("new_profiles")
         samples = pa.concat_tables(sample_tables) if len(sample_tables) > 1 else sample_tables[0]
         con.register("new_samples", samples)
         con.execute("INSERT INTO samples SELECT * FROM new_samples")
