@@ -20,6 +20,9 @@ from ..errors import ProfscopeError, error_body
 BLUEPRINTS = [
     "profscope.api.profiles:bp",
     "profscope.api.meta:bp",
+    "profscope.api.pyroscope:bp",
+    "profscope.api.querier:bp",
+    "profscope.api.otlp:bp",
 ]
 
 
