@@ -76,7 +76,10 @@ def start_grpc_server(app, host: str = "127.0.0.1", port: int = 4317, workers: i
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
                          options=[("grpc.max_receive_message_length", limits.max_body_bytes)])
     server.add_generic_rpc_handlers((_Handler(app),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
     if not bound:
         raise OSError(f"cannot listen for OTLP gRPC on {host}:{port}")
     server.start()
