@@ -92,7 +92,7 @@ def decode_levels(names, levels, width=4):
             bars.append((d, x, lv[j + 1], lv[j + 2], names[lv[j + width - 1]]))
             end = x + lv[j + 1]
     out = {}
-    for d, x, tot, slf, name in bars:
+    for d, x, _tot, slf, name in bars:
         if d == 0 or not slf:
             continue
         path = [name]

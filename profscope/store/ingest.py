@@ -192,7 +192,7 @@ def _prepare(profile: Profile, labels: dict[str, str], tenant: str, limits: Limi
     return _Prepared(profile, labels, tenant, m_offs, m_flat, m_vals, row_labels, time_nanos, source_id)
 
 
-def _stage(d: Dictionaries, prep: _Prepared, new: dict, staged: dict, counters: "_Counters",
+def _stage(d: Dictionaries, prep: _Prepared, new: dict, staged: dict, counters: _Counters,
            profile_rows: list, sample_tables: list) -> IngestResult:
     """Give the profile's frames, stacks, label sets and series their ids (new ones staged for
     insertion) and add its profile and sample rows."""
@@ -348,7 +348,7 @@ def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: li
                  "source_format", "source_id")
         types = (pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
                  pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(), pa.string())
-        con.register("new_profiles", pa.table({n: pa.array(c, t) for n, c, t in zip(names, cols, types)}))
+        con.register("new_profiles", pa.table({n: pa.array(c, t) for n, c, t in zip(names, cols, types, strict=True)}))
         con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
         con.unregister("new_profiles")
         samples = pa.concat_tables(sample_tables) if len(sample_tables) > 1 else sample_tables[0]

@@ -233,13 +233,13 @@ def _speedscope(params: IngestParams, body: bytes, limits: Limits) -> IngestItem
     metric, st, app = suffix_type(params.name)
     profile = decode(body, "speedscope", limits)
     types = [t.type for t in profile.sample_types]
+    col, period_type, period = 0, None, 0
     if "cpu" in types and metric in ("process_cpu", "wall"):
         col = types.index("cpu")
         st = ValueType("cpu" if metric == "process_cpu" else "wall", "nanoseconds")
-    else:
-        col = 0
-    profile = replace(profile, sample_types=[st], values=profile.values[:, [col]],
-                      default_sample_type=st.type, source_format="speedscope")
+        period_type, period = ValueType("cpu", "nanoseconds"), 10**9 // params.sample_rate
+    profile = replace(profile, sample_types=[st], values=profile.values[:, [col]], period_type=period_type,
+                      period=period, default_sample_type=st.type, source_format="speedscope")
     return IngestItem(series_labels(metric, app, params), _timed(profile, params), list(profile.warnings))
 
 
