@@ -23,8 +23,6 @@ DEFAULTS: dict[str, Any] = {
     "admin_token": "",            # when set, plugin upload/delete need "Authorization: Bearer <token>"
     "otlp_grpc_port": 4317,
     "otlp_grpc": True,            # `profscope serve` also listens for OTLP profiles over gRPC
-    "ingest_queue_size": 1024,    # profiles waiting for the group-commit writer; beyond: 429
-    "ingest_batch_size": 128,     # profiles stored per transaction by the writer
 }
 
 

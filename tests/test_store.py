@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pprof_oracle import have_go, pprof_top
+
 from profscope.analysis.stacks import profile_to_stackset
 from profscope.analysis.top import top_table
 from profscope.errors import BadInput
@@ -123,7 +123,7 @@ def test_failed_ingest_leaves_nothing(store, data):
 def test_write_failure_mid_transaction_rolls_back(store, data):
     p = load(data, "pprof/gp_sample.cpu.pb.gz")
     store.db.con.execute("DROP TABLE samples")   # the last insert of the transaction will fail
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="samples"):
         store.ingest(p, {"service_name": "a"})
     assert store.db.con.execute("SELECT count(*) FROM profiles").fetchall()[0][0] == 0
     assert store.db.con.execute("SELECT count(*) FROM frames").fetchall()[0][0] == 0

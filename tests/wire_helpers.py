@@ -26,9 +26,6 @@ def server(tmp_path, **config):
         yield srv
     finally:
         srv.close()
-        q = app.extensions["profscope"].extras.get("ingest_queue")
-        if q is not None:
-            q.close()
         app.extensions["profscope"].store.close()
 
 

@@ -74,7 +74,8 @@ def top():
 
 @bp.get("/export")
 def export():
-    from ..formats.exporters import EXPORT_FORMATS, export as do_export
+    from ..formats.exporters import EXPORT_FORMATS
+    from ..formats.exporters import export as do_export
     fmt = arg("format", default="pprof")
     if fmt not in EXPORT_FORMATS:
         raise BadInput(f"format {fmt!r} is not one of: {', '.join(EXPORT_FORMATS)}")

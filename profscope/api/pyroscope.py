@@ -20,7 +20,6 @@ from ..wire import flamebearer as fb
 from ..wire.legacy_ingest import decode_ingest, parse_params
 from ..wire.proto.push.v1 import push_pb2
 from .connect_route import connect_method
-from .ingest_queue import store_all
 from .params import arg, int_arg, state, tenant
 
 bp = Blueprint("pyroscope", __name__)
@@ -47,6 +46,13 @@ def fix_time(profile: Profile, now_ns: int | None = None) -> Profile:
     elif 10**14 <= t < 10**17:
         profile.time_nanos = t * 1000
     return profile
+
+
+def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) -> None:
+    """All profiles of one request are checked first, then stored in one transaction (shared
+    with concurrent requests: the store's group commit)."""
+    if items:
+        state().store.ingest_many(items, tenant_id)
 
 
 def push_labels(pairs) -> dict[str, str]:
@@ -77,8 +83,8 @@ def push(req: push_pb2.PushRequest):
                     raise
                 except BadInput as e:
                     raise BadInput(f"series[{si}].samples[{k}].raw_profile: {e.message}") from None
-                items.append((fix_time(profile, now), labels, t))
-        store_all(state(), items)
+                items.append((fix_time(profile, now), labels))
+        store_profiles(items, t)
     finally:
         slot.release()
     return push_pb2.PushResponse()
@@ -92,7 +98,7 @@ def legacy_ingest():
     slot = _slot()
     try:
         item = decode_ingest(params, request.get_data(cache=False), request.content_type, state().limits)
-        store_all(state(), [(item.profile, item.labels, t)])
+        store_profiles([(item.profile, item.labels)], t)
     finally:
         slot.release()
     return ("", 200)

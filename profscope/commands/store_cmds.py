@@ -71,17 +71,22 @@ def ingest(files, data_dir, server, service, labels, fmt, tenant):
     from ..store import Store
     store = Store(data_dir)
     try:
+        # decode every file first: the command stores all of them or none
+        items = []
         for f in files:
             try:
                 with open(f, "rb") as fh:
-                    p = decode(fh.read(), fmt, store.limits)
-                res = store.ingest(p, lab, tenant)
+                    items.append((f, decode(fh.read(), fmt, store.limits)))
             except OSError as e:
                 raise BadInput(f"cannot read {f}: {e.strerror}") from None
             except ProfscopeError as e:
                 e.message = f"{f}: {e.message}"
                 raise
-            click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
+        for start in range(0, len(items), 64):
+            chunk = items[start:start + 64]
+            results = store.ingest_many([(p, lab) for _, p in chunk], tenant)
+            for (f, _), res in zip(chunk, results):
+                click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
     finally:
         store.close()
     return 0

@@ -7,7 +7,7 @@ through the ``profscope_decode`` hook.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import BadInput, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits

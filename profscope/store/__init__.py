@@ -10,13 +10,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database
-from .ingest import Dictionaries, IngestResult, check_profile, ingest_many, ingest_profile
+from .ingest import Dictionaries, GroupWriter, IngestResult, prepare
 from .select import INT64_MAX, INT64_MIN, candidate_series, match_profiles, select_stackset
 
 __all__ = ["Store", "IngestResult", "default_data_dir"]
@@ -39,20 +37,26 @@ class Store:
         self.limits = limits
         self.dicts = Dictionaries()
         self.dicts.load(self.db)
+        self.writer = GroupWriter(self.db, self.dicts)
 
     # ------------------------------------------------------------------ write
     def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:
-        """Store ``profile`` (every sample type) under series ``labels``; atomic."""
-        return ingest_profile(self.db, self.dicts, profile, dict(labels or {}), tenant, self.limits)
+        """Store ``profile`` (every sample type) under series ``labels``; atomic. Concurrent calls
+        share one transaction (group commit)."""
+        job, result = prepare(self.dicts, profile, dict(labels or {}), tenant, self.limits)
+        self.writer.submit([job])
+        return result
 
-    def check(self, profile: Profile, labels: dict[str, str] | None = None) -> None:
-        """Raise the error :meth:`ingest` would raise for this profile, without storing it."""
-        check_profile(profile, dict(labels or {}), self.limits)
-
-    def ingest_many(self, items: list[tuple[Profile, dict[str, str], str]]) -> list:
-        """Store ``(profile, labels, tenant)`` items in one transaction (group commit). Returns,
-        per item, its :class:`IngestResult` or the error that refused it (others still stored)."""
-        return ingest_many(self.db, self.dicts, [(p, dict(lb or {}), t) for p, lb, t in items], self.limits)
+    def ingest_many(self, items: list[tuple[Profile, dict[str, str]]], tenant: str = "anonymous") -> list[IngestResult]:
+        """Store several profiles in one transaction: all are validated first, then all or none
+        are written."""
+        try:
+            prepared = [prepare(self.dicts, p, dict(labels or {}), tenant, self.limits) for p, labels in items]
+        except BaseException:
+            self.writer.forget_unwritten()
+            raise
+        self.writer.submit([job for job, _ in prepared])
+        return [r for _, r in prepared]
 
     # ------------------------------------------------------------------ read
     def select(self, sel: Selection) -> StackSet:
