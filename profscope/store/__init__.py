@@ -15,7 +15,7 @@ from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database
 from .ingest import Dictionaries, GroupWriter, IngestResult, prepare
-from .select import INT64_MAX, INT64_MIN, candidate_series, match_profiles, select_stackset
+from .select import INT64_MAX, INT64_MIN, candidate_series, match_profiles, select_stackset, select_tree
 
 __all__ = ["Store", "IngestResult", "default_data_dir"]
 
@@ -60,7 +60,13 @@ class Store:
 
     # ------------------------------------------------------------------ read
     def select(self, sel: Selection) -> StackSet:
+        """The merged stacks of a selection."""
         return select_stackset(self.db, self.dicts, sel)
+
+    def select_tree(self, sel: Selection, granularity: str = "functions", max_nodes: int = 0):
+        """(StackSet with the selection's totals only, flame graph Tree), straight from the
+        call-path index: faster than building the tree from stacks."""
+        return select_tree(self.db, self.dicts, sel, granularity, max_nodes)
 
     def profile_types(self, tenant: str = "anonymous", start_ns: int | None = None,
                       end_ns: int | None = None) -> list[str]:

@@ -16,10 +16,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..analysis.stacks import merge_rows, stack_hashes
-from ..errors import BadInput, LimitExceeded
+from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
 from .db import Database
+from .stackindex import StackIndex
 
 RESERVED_OK = {"__name__"}
 
@@ -39,6 +40,7 @@ class Dictionaries:
     series_info: dict[int, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
     next_ids: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    index: StackIndex = field(default_factory=StackIndex)
 
     def take(self, table: str) -> int:
         """Next dense id of ``table`` (1-based)."""
@@ -49,14 +51,24 @@ class Dictionaries:
     def reset(self) -> None:
         for m in (self.frames, self.stacks, self.labelsets, self.labelset_labels, self.series, self.series_info):
             m.clear()
+        self.index = StackIndex()
 
     def load(self, db: Database) -> None:
         con = db.con
-        for i, *key in con.execute("SELECT id, name, system_name, file, line, start_line, address, "
-                                   "mapping_file FROM frames").fetchall():
+        rows = con.execute("SELECT id, name, system_name, file, line, start_line, address, "
+                           "mapping_file FROM frames ORDER BY id").fetchall()
+        for i, *key in rows:
             self.frames[tuple(key)] = i
-        ids = con.sql("SELECT hash, id FROM stacks").fetchnumpy()
-        self.stacks.update(zip(ids["hash"].tolist(), ids["id"].tolist()))
+        self.index.frames.add([tuple(r[1:]) for r in rows])
+        st = con.sql("SELECT id, hash, frames FROM stacks ORDER BY id").to_arrow_table()
+        ids = st.column("id").to_numpy()
+        if len(ids) and int(ids[-1]) != len(ids):
+            raise StoreError(f"stack ids are not dense (max {int(ids[-1])}, count {len(ids)}): store damaged")
+        self.stacks.update(zip(st.column("hash").to_numpy().tolist(), ids.tolist()))
+        if len(ids):
+            lists = st.column("frames").combine_chunks()
+            offs = lists.offsets.to_numpy().astype(np.int64)
+            self.index.add_stacks(offs - offs[0], lists.flatten().to_numpy())
         self.labelset_labels[0] = {}
         for h, i, k, v in con.execute("SELECT hash, id, keys, vals FROM labelsets").fetchall():
             self.labelsets[h] = i
@@ -163,6 +175,7 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
             if found[j] is None:
                 g = found[j] = d.frames[key] = d.take("frames")
                 job.frames.append((g, h64("\x1f".join(map(str, key))), *key))
+                d.index.frames.add([key])
         if found:
             gid[used] = np.array(found, np.int32)
         gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
@@ -180,6 +193,7 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
             offs = np.zeros(len(rows) + 1, np.int32)
             np.cumsum(lens, out=offs[1:])
             _, vals = csr_take(m_offs, gflat, rows)
+            d.index.add_stacks(offs.astype(np.int64), vals)
             job.stacks.append(pa.table({
                 "id": pa.array(sid_u[new_rows], pa.int32()),
                 "hash": pa.array(uniq_h[new_rows], pa.uint64()),
