@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "ingest": "profscope.commands.store_cmds:ingest",
     "export": "profscope.commands.store_cmds:export",
     "serve": "profscope.commands.serve:serve",
+    "analyze": "profscope.commands.plugins_cmds:analyze",
+    "plugins": "profscope.commands.plugins_cmds:plugins",
 }
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_OPERATIONAL = 0, 1, 2, 3
