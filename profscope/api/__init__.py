@@ -22,6 +22,9 @@ BLUEPRINTS = [
     "profscope.api.meta:bp",
     "profscope.api.analyze:bp",
     "profscope.api.web:bp",
+    "profscope.api.pyroscope:bp",
+    "profscope.api.querier:bp",
+    "profscope.api.otlp:bp",
 ]
 
 
