@@ -466,3 +466,38 @@ def test_grpc_trace_service(store):
         strict.stop(None)
     assert store.traces.find_spans("anonymous")["span_id"].tolist() == [7]
     assert store.traces.find_spans("t2")["span_id"].tolist() == [8]
+
+
+@needs_go
+def test_pyroscope_selectors_equal_native_api(client, store, data, linked):
+    """SelectMergeStacktraces span_selector / trace_id_selector and SelectMergeSpanProfile run the
+    same engine as /api/v1/traces: same totals and functions."""
+    p, a, b, c = linked
+
+    def connect(method: str, body: dict) -> dict:
+        r = client.post(f"/querier.v1.QuerierService/{method}", json={"profileTypeID": CPU, "labelSelector": "{}",
+                                                                       **body})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return r.json["flamegraph"]
+
+    def native(qs: str) -> tuple[int, set[str]]:
+        body = client.get(f"/api/v1/traces/top?{qs}&limit=0").json
+        return body["total"], {row["name"] for row in body["rows"]}
+
+    for method, body, qs in [
+        ("SelectMergeSpanProfile", {"spanSelector": ["0000000000001001"]}, "span_id=0000000000001001"),
+        ("SelectMergeSpanProfile", {"spanSelector": ["0000000000001003"]}, "span_id=0000000000001003"),
+        ("SelectMergeStacktraces", {"spanSelector": [f"{b:016x}"]}, f"span_id={b:016x}"),
+        ("SelectMergeStacktraces", {"traceIdSelector": [f"{T1:032x}"]}, f"trace_id={T1:032x}"),
+        ("SelectMergeStacktraces", {"traceIdSelector": [f"{T2:032x}"], "spanSelector": [f"{c:016x}"]},
+         f"trace_id={T2:032x}&span_id={c:016x}"),
+    ]:
+        fg = connect(method, body)
+        total, names = native(qs)
+        assert int(fg["total"]) == total > 0, (method, body)
+        assert set(fg["names"]) - {"total"} == names
+    assert int(connect("SelectMergeStacktraces", {"spanSelector": ["0000000000001001"]})["total"]) == sum(
+        f for f, _ in _oracle(data / PID_FILE, "profile_id=" + _hex(a, b)).values())
+    r = client.post("/querier.v1.QuerierService/SelectMergeStacktraces",
+                    json={"profileTypeID": CPU, "labelSelector": "{}", "traceIdSelector": ["nothex"]})
+    assert r.status_code == 400 and "trace_id" in r.json["message"]
