@@ -501,3 +501,19 @@ def test_pyroscope_selectors_equal_native_api(client, store, data, linked):
     r = client.post("/querier.v1.QuerierService/SelectMergeStacktraces",
                     json={"profileTypeID": CPU, "labelSelector": "{}", "traceIdSelector": ["nothex"]})
     assert r.status_code == 400 and "trace_id" in r.json["message"]
+
+
+def test_otlp_listener_serves_traces_too(app):
+    """The one OTLP gRPC listener of `profscope serve` accepts spans as well as profiles."""
+    grpc = pytest.importorskip("grpc")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+    from profscope.wire.grpc_server import start_grpc_server
+    server, port = start_grpc_server(app, "127.0.0.1", 0)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            TraceServiceStub(ch).Export(span_request([{"trace": T1, "span": 77, "name": "listener", "start": 1,
+                                                       "end": 2}]), timeout=10)
+    finally:
+        server.stop(None)
+    assert app.extensions["profscope"].store.traces.find_spans("anonymous")["span_id"].tolist() == [77]
