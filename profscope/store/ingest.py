@@ -246,11 +246,15 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
                                  pt.unit if pt else "", int(profile.period), int(time_nanos),
                                  int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
                                  profile.source_format, source_id))
+            # values are stored as raw * scale, scale = their greatest common divisor (the
+            # period, typically), so raw values are small and bit-pack tightly
+            scale = int(np.gcd.reduce(np.abs(col[nz]))) if nz.any() else 1
             job.samples.append(pa.table({
                 "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
                 "stack_id": pa.array(row_stack[order][nz], pa.int32()),
                 "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
-                "value": pa.array(col[nz], pa.int64()),
+                "raw": pa.array(col[nz] // scale, pa.int64()),
+                "scale": pa.array(np.full(int(nz.sum()), scale, np.int64)),
             }))
             job.links.append(link_rows(d, job.samples[-1], int(time_nanos), int(profile.duration_nanos)))
             ptypes.append(ptype)
