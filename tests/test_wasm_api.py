@@ -433,3 +433,14 @@ def test_openapi_documents_the_plugin_routes(srv):
     assert {"WasmPlugin", "WasmRun", "WasmRunRequest"} <= set(schemas)
     ingest_props = paths["/api/v1/ingest"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
     assert {"findings", "plugin_errors"} <= set(ingest_props["properties"])
+
+
+def test_curl_style_bodies_are_not_parsed_as_forms(srv, data):
+    """``curl --data-binary @file`` sends Content-Type application/x-www-form-urlencoded: the
+    bytes are still the module / the profile."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert upload(srv, example_bytes("hotspots"), headers=form).status_code == 201
+    r = srv.http.post(srv.url + "/api/v1/ingest", data=(data / "pprof/gp_sample.cpu.pb.gz").read_bytes(),
+                      headers=form, timeout=T)
+    assert r.status_code == 201, r.text
+    assert "runtime.mapiternext" in [f["function"] for f in r.json()["findings"]]

@@ -12,9 +12,12 @@ bp = Blueprint("profiles", __name__, url_prefix="/api/v1")
 
 
 def _body() -> bytes:
-    if request.files:
-        f = request.files.get("profile") or next(iter(request.files.values()))
-        return f.read()
+    """The profile: a multipart file (field ``profile``, else the first file) or the raw body,
+    whatever its Content-Type (``curl --data-binary`` sends a form type, which must not be
+    parsed as a form)."""
+    if request.mimetype == "multipart/form-data":
+        f = request.files.get("profile") or next(iter(request.files.values()), None)
+        return f.read() if f is not None else b""
     return request.get_data(cache=False)
 
 
