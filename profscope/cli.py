@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "serve": "profscope.commands.serve:serve",
     "analyze": "profscope.commands.plugins_cmds:analyze",
     "plugins": "profscope.commands.plugins_cmds:plugins",
+    "record": "profscope.commands.record:record",
 }
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_OPERATIONAL = 0, 1, 2, 3

@@ -21,6 +21,10 @@ BLUEPRINTS = [
     "profscope.api.profiles:bp",
     "profscope.api.meta:bp",
     "profscope.api.analyze:bp",
+    "profscope.api.web:bp",
+    "profscope.api.pyroscope:bp",
+    "profscope.api.querier:bp",
+    "profscope.api.otlp:bp",
     "profscope.api.plugins_api:bp",
 ]
 

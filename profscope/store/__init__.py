@@ -179,8 +179,13 @@ class Store:
             r["labels"] = dict(self.dicts.series_info[r["series_id"]][2])
         return rows
 
-    def time_series(self, sel: Selection, step_ns: int, group_by: list[str] | None = None) -> list[dict]:
-        """Sum of values per time bucket of ``step_ns``, per group of series labels."""
+    def time_series(self, sel: Selection, step_ns: int, group_by: list[str] | None = None,
+                    aggregation: str = "sum") -> list[dict]:
+        """Sum of values per time bucket of ``step_ns``, per group of series labels;
+        ``aggregation="avg"`` divides each bucket by the number of profiles in it."""
+        if aggregation not in ("sum", "avg"):
+            from ..errors import BadInput
+            raise BadInput(f"aggregation {aggregation!r} is not one of: sum, avg")
         import pyarrow as pa
         m = match_profiles(self.db, self.dicts, sel)
         if not len(m.profile_ids):
@@ -189,13 +194,15 @@ class Store:
         con = self.db.con
         if m.pairs is None:
             con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-            q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v FROM profiles "
+            q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v, count(*) AS n "
+                 "FROM profiles "
                  "WHERE id IN (SELECT id FROM sel_profiles) GROUP BY ALL ORDER BY t")
             name = "sel_profiles"
         else:
             con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
                                                 "labelset_id": pa.array(m.pairs[1])}))
-            q = ("SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v "
+            q = ("SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v, "
+                 "count(DISTINCT p.id) AS n "
                  "FROM samples s JOIN sel_pairs x ON x.profile_id = s.profile_id AND x.labelset_id = s.labelset_id "
                  "JOIN profiles p ON p.id = s.profile_id GROUP BY ALL ORDER BY t")
             name = "sel_pairs"
@@ -203,13 +210,24 @@ class Store:
             rows = con.execute(q, {"step": step_ns}).fetchall()
         finally:
             con.unregister(name)
-        groups: dict[tuple, dict[int, int]] = {}
-        for sid, t, v in rows:
+        groups: dict[tuple, dict[int, list[int]]] = {}
+        for sid, t, v, cnt in rows:
             labels = self.dicts.series_info[sid][2]
             key = tuple((g, labels.get(g, "")) for g in (group_by or []))
-            bucket = groups.setdefault(key, {})
-            bucket[int(t)] = bucket.get(int(t), 0) + int(v)
-        return [{"labels": dict(k), "points": sorted(b.items())} for k, b in sorted(groups.items())]
+            acc = groups.setdefault(key, {}).setdefault(int(t), [0, 0])
+            acc[0] += int(v)
+            acc[1] += int(cnt)
+        out = []
+        for k, b in sorted(groups.items()):
+            pts = sorted((t, (v / n if n else 0.0) if aggregation == "avg" else v) for t, (v, n) in b.items())
+            out.append({"labels": dict(k), "points": pts})
+        return out
+
+    def time_bounds(self, tenant: str = "anonymous") -> tuple[int, int] | None:
+        """(oldest, newest) profile time of a tenant in unix ns, or None without data."""
+        from .db import load_sql
+        lo, hi = self.db.con.execute(load_sql("time_bounds"), {"tenant": tenant}).fetchall()[0]
+        return None if lo is None else (int(lo), int(hi))
 
     def stats(self) -> dict:
         con = self.db.con
