@@ -91,6 +91,7 @@ def pack(wasm: bytes, man: dict) -> bytes:
 
 # ---------------------------------------------------------------- management
 def test_upload_raw_and_multipart_list_get_delete(srv):
+    assert sorted(p.stem for p in (ROOT / "wasm/plugins").glob("*.wasm")) == sorted(EXAMPLES)
     for name in EXAMPLES:
         wasm = example_bytes(name)
         r = upload(srv, wasm)
