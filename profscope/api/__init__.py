@@ -26,6 +26,7 @@ BLUEPRINTS = [
     "profscope.api.querier:bp",
     "profscope.api.otlp:bp",
     "profscope.api.traces:bp",
+    "profscope.api.plugins_api:bp",
 ]
 
 
@@ -55,8 +56,13 @@ def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
         app.register_blueprint(getattr(importlib.import_module(mod), attr))
     _register_errors(app)
     from ..plugins import register_routes
+    from ..wasm.service import WasmPlugins
+    from .plugins_api import APP_KEY as WASM_KEY
+    state = app.extensions["profscope"]
     try:
-        register_routes(app)   # the app's plugin manager, and the plugins' routes
+        pm = register_routes(app)   # the app's plugin manager, and the plugins' routes
+        # Wasm plugins: <data_dir>/plugins, registered in pm as wasm:<name>
+        state.extras[WASM_KEY] = WasmPlugins.open(cfg["data_dir"], pm)
     except BaseException:      # e.g. a misspelled hook: do not leave the store open
         store.close()
         raise

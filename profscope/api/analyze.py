@@ -9,7 +9,6 @@ from flask import Blueprint, jsonify, request
 
 from ..analysis.tree import build_tree
 from ..errors import BadInput
-from ..model import StackSet
 from ..plugins import analyzers, app_plugin_manager, run_analyzers, run_diff_analyzers
 from ..query import engine
 from ..query.selector import Selection, parse_query
@@ -26,30 +25,22 @@ def analyze():
     st, pm, v = state(), app_plugin_manager(), view()
     sel = selection()
     only = request.args.getlist("analyzer") or None
-    head = engine.stackset(st.store, sel, v)
-    meta = {**engine.describe(head, sel), "query": arg("query", default=""),
-            "from": sel.start_ns, "until": sel.end_ns, "granularity": v.granularity}
     base_query = arg("base_query", default=None)
     if base_query is None:
+        head = engine.stackset(st.store, sel, v)
         tree = build_tree([head], v.granularity, v.max_nodes)
-        result = run_analyzers(tree, meta, pm, only=only)
     else:
         base_sel = _base_selection(base_query, sel)
-        base = engine.stackset(st.store, base_sel, v)
-        check_comparable(base, head)
-        tree = build_tree([base, head], v.granularity, v.max_nodes)
+        base, head, tree = engine.diff_tree(st.store, base_sel, sel, v)
+    meta = {**engine.describe(head, sel), "query": arg("query", default=""),
+            "from": sel.start_ns, "until": sel.end_ns, "granularity": v.granularity}
+    if base_query is not None:
         meta.update(base_query=base_query, base_from=base_sel.start_ns, base_until=base_sel.end_ns,
                     base_total=int(base.total), base_profiles=int(base.n_profiles))
-        result = run_diff_analyzers(tree, meta, pm, only=only)
+    run = run_analyzers if base_query is None else run_diff_analyzers
+    result = run(tree, meta, pm, only=only)
     return jsonify({**meta, "nodes": tree.n_nodes, "analyzers": analyzers(pm, diff=base_query is not None),
                     "findings": result["findings"], "errors": result["errors"]})
-
-
-def check_comparable(base: StackSet, head: StackSet) -> None:
-    """Both sides of a comparison must have the same sample type and unit (when both have data)."""
-    if base.n_profiles and head.n_profiles and base.sample_type != head.sample_type:
-        raise BadInput(f"cannot compare {base.sample_type.type}/{base.sample_type.unit} (base_query) with "
-                       f"{head.sample_type.type}/{head.sample_type.unit} (query): pick the same profile type")
 
 
 def _base_selection(base_query: str, head: Selection) -> Selection:

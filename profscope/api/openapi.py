@@ -34,6 +34,10 @@ VIEW_PARAMS = [
     _q("ignore", "drop samples with a frame matching this regex"),
     _q("max_nodes", "flame graph size; the rest is merged into 'other'", schema={"type": "integer"}),
 ]
+ADMIN = {"name": "Authorization", "in": "header", "required": False,
+         "description": "Bearer <admin_token>: required when admin_token is configured", "schema": {"type": "string"}}
+PLUGIN_NAME = {"name": "name", "in": "path", "required": True, "description": "plugin name from its manifest",
+               "schema": {"type": "string"}}
 TENANT = {"name": "X-Scope-OrgID", "in": "header", "required": False,
           "description": "tenant id (required when multi-tenancy is on)", "schema": {"type": "string"}}
 
@@ -59,7 +63,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": {"201": _ok("stored", {"type": "object", "properties": {
             "profile_ids": {"type": "array", "items": {"type": "integer"}},
             "profile_types": {"type": "array", "items": {"type": "string"}},
-            "samples": {"type": "integer"}, "source_id": {"type": "string"}}}), **_errors(400, 401, 413, 429)}}},
+            "samples": {"type": "integer"}, "source_id": {"type": "string"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "findings": {"type": "array", "description": "findings of the Wasm plugins flagged on_ingest, on the "
+                         "stored profile's default sample type (each with its plugin's name)",
+                         "items": {"$ref": "#/components/schemas/Finding"}},
+            "plugin_errors": {"type": "array", "description": "on_ingest plugins that failed (the profile is "
+                              "stored anyway)", "items": {"$ref": "#/components/schemas/PluginError"}}}}),
+            **_errors(400, 401, 413, 429)}}},
     "/api/v1/flamegraph": {"get": {
         "summary": "Merged flame graph of a selection: nested nodes with self and total",
         "parameters": [TENANT, *SELECTION_PARAMS, *VIEW_PARAMS],
@@ -105,6 +116,49 @@ PATHS: dict[str, dict[str, Any]] = {
                        _q("base_until", "baseline end (default: until)")],
         "responses": {"200": _ok("findings and per-plugin errors", {"$ref": "#/components/schemas/Analysis"}),
                       **_errors(400, 401)}}},
+    "/api/v1/plugins": {
+        "post": {
+            "summary": "Install a Wasm analyzer (ABI v1, wasm/ABI.md); replaces an installed plugin of the same "
+                       "name. Needs the admin role when admin_token is set",
+            "parameters": [ADMIN, _q("on_ingest", "run it after every ingest (default: the manifest's auto_run)",
+                                     schema={"type": "boolean"}),
+                           _q("on_diff", "run it on every diff (default: the manifest's auto_run)",
+                              schema={"type": "boolean"})],
+            "requestBody": {"required": True, "content": {
+                "application/wasm": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {"schema": {"type": "object", "required": ["module"], "properties": {
+                    "module": {"type": "string", "format": "binary"}}}}}},
+            "responses": {"201": _ok("installed", {"$ref": "#/components/schemas/WasmPlugin"}),
+                          **_errors(400, 401, 403, 413)}},
+        "get": {"summary": "Installed Wasm analyzers, by name",
+                "responses": {"200": _ok("plugins", {"type": "object", "properties": {"plugins": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/WasmPlugin"}}}})}}},
+    "/api/v1/plugins/{name}": {
+        "get": {"summary": "One installed Wasm analyzer", "parameters": [PLUGIN_NAME],
+                "responses": {"200": _ok("plugin", {"$ref": "#/components/schemas/WasmPlugin"}), **_errors(404)}},
+        "delete": {"summary": "Uninstall a Wasm analyzer. Needs the admin role when admin_token is set",
+                   "parameters": [ADMIN, PLUGIN_NAME],
+                   "responses": {"200": _ok("removed", {"type": "object", "properties": {
+                       "deleted": {"$ref": "#/components/schemas/WasmPlugin"}}}), **_errors(401, 403, 404)}}},
+    "/api/v1/plugins/{name}/settings": {"patch": {
+        "summary": "Change when a Wasm analyzer runs by itself. Needs the admin role when admin_token is set",
+        "parameters": [ADMIN, PLUGIN_NAME],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "on_ingest": {"type": "boolean"}, "on_diff": {"type": "boolean"}}}}}},
+        "responses": {"200": _ok("the plugin with its new flags", {"$ref": "#/components/schemas/WasmPlugin"}),
+                      **_errors(400, 401, 403, 404)}}},
+    "/api/v1/plugins/{name}/run": {"post": {
+        "summary": "Run a Wasm analyzer on the flame graph of a stored selection, or on the union tree of a "
+                   "baseline and a head selection (a diff)",
+        "parameters": [TENANT, PLUGIN_NAME],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/WasmRunRequest"}}}},
+        "responses": {"200": _ok("findings", {"$ref": "#/components/schemas/WasmRun"}),
+                      "422": {"description": "the run failed; error.kind is timeout, out_of_fuel, memory_limit, "
+                              "stack_overflow, trap or bad_output",
+                              "content": {"application/json": {"schema": ERROR}}},
+                      **_errors(400, 401, 404, 429)}}},
     "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok("OpenAPI 3.1")}}},
 }
 
@@ -190,6 +244,9 @@ PATHS.update({
                 "total": {"type": "integer"}, "stored": {"type": "boolean"}}}},
             "notes": {"type": "array", "items": {"type": "string"}}}}), **_errors(400, 401)}}},
 })
+_SIDE = {"type": "object", "properties": {
+    "query": {"type": "string", "description": 'type{matchers}, e.g. cpu{service_name="api"}'},
+    "from": {"type": ["string", "integer", "null"]}, "until": {"type": ["string", "integer", "null"]}}}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -214,6 +271,29 @@ SCHEMAS: dict[str, Any] = {
         "analyzers": {"type": "array", "items": {"type": "string"}},
         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/PluginError"}}}},
+    "WasmPlugin": {"type": "object", "required": ["name", "version", "sha256", "abi"], "properties": {
+        "name": {"type": "string"}, "version": {"type": "string"}, "sha256": {"type": "string"},
+        "abi": {"type": "integer"}, "description": {"type": "string"}, "size": {"type": "integer"},
+        "on_ingest": {"type": "boolean"}, "on_diff": {"type": "boolean"}, "uploaded_at": {"type": "string"},
+        "config": {"type": "object"}, "limits": {"type": "object", "properties": {
+            "fuel": {"type": "integer"}, "memory_mb": {"type": "integer"}, "timeout_ms": {"type": "integer"}}},
+        "replaced": {"type": ["string", "null"], "description": "upload only: version this upload replaced"},
+        "error": {"type": "string", "description": "why an installed module could not be loaded"}}},
+    "WasmSelection": _SIDE,
+    "WasmRunRequest": {"type": "object", "description": "query/from/until for one selection, or base and head "
+                       "for a diff", "properties": {
+        **_SIDE["properties"], "base": _SIDE, "head": _SIDE,
+        "config": {"type": "object", "description": "overrides of the manifest's config"},
+        "granularity": {"type": "string", "enum": ["functions", "files", "lines", "addresses"]},
+        "max_nodes": {"type": "integer"}}},
+    "WasmRun": {"type": "object", "required": ["plugin", "version", "findings", "fuel_used", "wall_ms"],
+                "properties": {
+        "plugin": {"type": "string"}, "version": {"type": "string"},
+        "findings": {"type": "array", "items": {"type": "object", "required": ["severity", "title", "message"]}},
+        "fuel_used": {"type": ["integer", "null"]}, "wall_ms": {"type": "number"},
+        "logs": {"type": "array", "items": {"type": "object", "properties": {
+            "level": {"type": "string"}, "message": {"type": "string"}}}},
+        "logs_dropped": {"type": "integer"}, "nodes": {"type": "integer"}, "diff": {"type": "boolean"}}},
     "Top": {"type": "object", "properties": {
         "sample_type": {"type": "string"}, "unit": {"type": "string"}, "total": {"type": "integer"},
         "rows": {"type": "array", "items": {"type": "object", "properties": {

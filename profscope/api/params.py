@@ -1,10 +1,13 @@
 """Request parameters shared by the views: selections, times, tenants, filters."""
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
 from flask import current_app, request
 
 from ..analysis.stacks import GRANULARITIES, TagFilter
-from ..errors import BadInput, Unauthorized
+from ..errors import BadInput, Forbidden, Unauthorized
 from ..query.selector import Matcher, Selection, parse_query
 from ..query.timeparse import parse_time
 
@@ -68,6 +71,35 @@ def selection(query_param: str = "query") -> Selection:
         matchers.append(Matcher(tf.key, "!~", f".*(?:{tf.pattern}).*"))
     start, end = time_range()
     return Selection(ptype, tuple(matchers), start, end, tenant())
+
+
+def json_selection(spec: Any, what: str = "", default_type: str | None = None) -> Selection:
+    """A selection from a JSON object ``{"query": "type{matchers}", "from": ..., "until": ...}``
+    (times in any form :func:`parse_time` accepts); ``what`` (e.g. ``base``) names it in errors."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("query", ""), str):
+        raise BadInput(f'{what or "body"} must be an object like {{"query": "cpu{{service_name=\\"api\\"}}", '
+                       '"from": "now-1h", "until": "now"}')
+    prefix = f"{what}." if what else ""
+    ptype, matchers = parse_query(spec.get("query", ""))
+    start = parse_time(spec.get("from"), what=f"{prefix}from")
+    end = parse_time(spec.get("until"), what=f"{prefix}until")
+    if start is not None and end is not None and start > end:
+        raise BadInput(f"{prefix}from must not be after {prefix}until")
+    return Selection(ptype or default_type, tuple(matchers), start, end, tenant())
+
+
+def require_admin() -> None:
+    """The admin role: when ``admin_token`` is configured, the request needs
+    ``Authorization: Bearer <admin_token>`` (401 without credentials, 403 with wrong ones)."""
+    token = state().config["admin_token"]
+    if not token:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise Unauthorized("this operation needs the admin role: send 'Authorization: Bearer <admin_token>'")
+    if not hmac.compare_digest(given.strip().encode(), str(token).encode()):
+        raise Forbidden("the bearer token is not the admin token")
 
 
 def view():

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 from ..errors import BadInput, Overloaded
 from ..query import engine
 from .params import arg, int_arg, labels_from_args, selection, state, tenant, view
+from .plugins_api import auto_run_on_ingest
 
 bp = Blueprint("profiles", __name__, url_prefix="/api/v1")
 
@@ -48,6 +49,7 @@ def ingest():
     body = result.to_json()
     if profile.warnings:
         body["warnings"] = profile.warnings
+    body.update(auto_run_on_ingest(profile, result, labels))     # {"findings", "plugin_errors"}
     return jsonify(body), 201
 
 

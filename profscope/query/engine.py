@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..analysis.stacks import apply_frame_filters
 from ..analysis.top import TopTable, top_table
 from ..analysis.tree import Tree, build_tree
+from ..errors import BadInput
 from ..model import StackSet
 from .selector import Selection
 
@@ -30,6 +31,24 @@ def flamegraph(store, sel: Selection, view: View = View()) -> tuple[StackSet, Tr
         ss = stackset(store, sel, view)
         return ss, build_tree([ss], view.granularity, view.max_nodes)
     return store.select_tree(sel, view.granularity, view.max_nodes)
+
+
+def check_comparable(base: StackSet, head: StackSet, base_name: str = "base_query",
+                     head_name: str = "query") -> None:
+    """Both sides of a comparison must have the same sample type and unit (when both have data)."""
+    if base.n_profiles and head.n_profiles and base.sample_type != head.sample_type:
+        raise BadInput(f"cannot compare {base.sample_type.type}/{base.sample_type.unit} ({base_name}) with "
+                       f"{head.sample_type.type}/{head.sample_type.unit} ({head_name}): pick the same profile type")
+
+
+def diff_tree(store, base_sel: Selection, head_sel: Selection, view: View = View(), *,
+              names: tuple[str, str] = ("base_query", "query")) -> tuple[StackSet, StackSet, Tree]:
+    """(base, head, union tree with columns [base, head]) of two selections of the same
+    sample type; ``names`` name the two selections in the error when they differ."""
+    head = stackset(store, head_sel, view)
+    base = stackset(store, base_sel, view)
+    check_comparable(base, head, *names)
+    return base, head, build_tree([base, head], view.granularity, view.max_nodes)
 
 
 def top(store, sel: Selection, view: View = View()) -> TopTable:
