@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,20 +24,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
+from common import append_results, machine, start_server, stop_server  # noqa: E402
+
 DATA = Path(os.environ.get("PROFSCOPE_SHARED", ROOT.parent / "shared")) / "data"
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
 def timed(cmd: list[str]) -> float:
@@ -63,9 +51,10 @@ def bench_top(runs: int) -> dict:
 
 
 def bench_ingest(tmp: Path) -> dict:
+    from synth import profile_from_pool, stack_pool
+
     from profscope.formats import decode
     from profscope.store import Store
-    from synth import profile_from_pool, stack_pool
     raw = (DATA / "pprof/gp_large.cpu.pb.gz").read_bytes()
     store = Store(str(tmp / "ingest"))
     t = time.perf_counter()
@@ -98,8 +87,9 @@ def bench_ingest(tmp: Path) -> dict:
 
 
 def build_10m(path: Path, n_profiles: int, per_profile: int) -> dict:
-    from profscope.store import Store
     from synth import profile_from_pool, stack_pool
+
+    from profscope.store import Store
     store = Store(str(path))
     pool = stack_pool(200_000, n_funcs=20_000)
     t = time.perf_counter()
@@ -123,21 +113,9 @@ def build_10m(path: Path, n_profiles: int, per_profile: int) -> dict:
 
 
 def bench_query(path: Path, runs: int) -> dict:
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--data-dir",
-                             str(path)], stderr=subprocess.DEVNULL)
+    proc, port = start_server(path)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
         q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}"
         out = {}
         for name, url in (("flamegraph", f"/api/v1/flamegraph?query={urllib.request.quote(q)}&max_nodes=8192"),
@@ -155,8 +133,7 @@ def bench_query(path: Path, runs: int) -> dict:
         out["target"] = "< 300 ms each, RSS < 1 GiB"
         return out
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 def main() -> None:
@@ -182,9 +159,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(f"\n## Core engine ({results['date']})\n\nMachine: {results['machine']}\n\n```json\n"
-                     f"{json.dumps(results, indent=2)}\n```\n")
+        append_results("Core engine", results)
 
 
 if __name__ == "__main__":

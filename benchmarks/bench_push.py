@@ -23,7 +23,6 @@ import os
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,22 +33,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+from common import free_port, machine, start_server, stop_server  # noqa: E402,F401
+
 DATA = Path(os.environ.get("PROFSCOPE_SHARED", ROOT.parent / "shared")) / "data"
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-
-
-def machine() -> str:
-    import platform
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB RAM, Python {platform.python_version()}"
 
 
 # ------------------------------------------------------------------ payloads
@@ -116,38 +104,6 @@ def read_response(sock: socket.socket, buf: bytearray) -> int:
 
 
 # ------------------------------------------------------------------ server
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir), "--threads", str(threads), "--no-otlp-grpc"],
-                            cwd=ROOT, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def count_stored(data_dir: Path) -> int:
     import duckdb
     con = duckdb.connect(str(data_dir / "profscope.duckdb"), read_only=True)

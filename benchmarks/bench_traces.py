@@ -34,7 +34,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from bench_core import machine  # noqa: E402
+from common import append_results, machine  # noqa: E402
 
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 REQS = 20          # requests (traces) per profile
@@ -254,9 +254,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(f"\n## Trace joins ({results['date']})\n\nMachine: {results['machine']}\n\n```json\n"
-                     f"{json.dumps(results, indent=2)}\n```\n")
+        append_results("Trace joins", results)
 
 
 if __name__ == "__main__":

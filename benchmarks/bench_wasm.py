@@ -25,7 +25,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from bench_core import machine  # noqa: E402
+from common import machine  # noqa: E402
 from synth import profile_from_pool, stack_pool  # noqa: E402
 
 from profscope.analysis.stacks import profile_to_stackset  # noqa: E402
