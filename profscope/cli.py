@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         click.echo(f"profscope: error: {e}", err=True)
         sys.exit(EXIT_OPERATIONAL)
+    except Exception as e:  # an operational failure: say what, without a traceback
+        click.echo(f"profscope: internal error: {e.__class__.__name__}: {e}", err=True)
+        sys.exit(EXIT_OPERATIONAL)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -1,9 +1,9 @@
 """Explicit limits on what profscope accepts. Each is documented in README.md ("Limits") and
-can be changed through configuration (``PROFSCOPE_<NAME>`` environment variables)."""
+can be changed through configuration (``PROFSCOPE_<NAME>`` environment variables, see
+:mod:`profscope.config`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-import os
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -15,17 +15,6 @@ class Limits:
     max_label_names: int = 64                       # distinct label names on one series
     max_label_name_len: int = 1024
     max_label_value_len: int = 2048
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: int) -> "Limits":
-        env = os.environ if env is None else env
-        values: dict[str, int] = {}
-        for f in fields(cls):
-            raw = env.get("PROFSCOPE_" + f.name.upper())
-            if raw:
-                values[f.name] = int(raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values)
 
 
 DEFAULT_LIMITS = Limits()

@@ -16,16 +16,20 @@ from ..model import FrameTable, Label, Profile, StackSet, ValueType, csr_take
 
 GRANULARITIES = ("functions", "files", "lines", "addresses")
 
-_rng = np.random.default_rng(0x5EED_CAFE)
-_POS_MIX = _rng.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint64(1)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer over uint64 (wrapping arithmetic)."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """splitmix64 finalizer over uint64 (wrapping arithmetic); stable across versions, so
+    hashes built from it can be stored."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+# odd per-position multipliers for order-sensitive stack hashes (deterministic, no RNG)
+_POS_MIX = _mix(np.arange(1 << 16, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)) | np.uint64(1)
 
 
 def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -204,9 +208,8 @@ def apply_frame_filters(ss: StackSet, focus: str | None, ignore: str | None) -> 
         keep &= _rows_with_frame(ss.stack_offsets, ss.stack_frames, frame_regex_mask(ss.frames, focus))
     if ignore:
         keep &= ~_rows_with_frame(ss.stack_offsets, ss.stack_frames, frame_regex_mask(ss.frames, ignore))
-    out = ss.subset(keep)
-    out.total = int(np.abs(out.values).sum())
-    return out
+    # like pprof, the total stays that of the whole selection: shares are of everything
+    return ss.subset(keep)
 
 
 def profile_to_stackset(profile: Profile, sample_type: str | None = None,
@@ -215,15 +218,16 @@ def profile_to_stackset(profile: Profile, sample_type: str | None = None,
     ti = profile.type_index(sample_type)
     v = profile.values[:, ti] if profile.n_samples else np.zeros(0, np.int64)
     offs, flat = profile.stack_offsets, profile.stack_frames
-    mask = label_mask(profile, list(filters.tags))
     labels = profile.sample_labels
+    # pprof total: samples merged by (stack, labels), then sum of absolute values; filters
+    # (tag or frame) keep the total of the whole profile, as pprof does
+    _, _, by_stack_label, _ = merge_rows(offs, flat, v, extra_key=labels)
+    total = int(np.abs(by_stack_label).sum())
+    mask = label_mask(profile, list(filters.tags))
     if mask is not None:
         rows = np.flatnonzero(mask)
         offs, flat = csr_take(offs, flat, rows)
-        v, labels = v[rows], labels[rows]
-    # pprof total: samples merged by (stack, labels), then sum of absolute values
-    _, _, by_stack_label, _ = merge_rows(offs, flat, v, extra_key=labels)
-    total = int(np.abs(by_stack_label).sum())
+        v = v[rows]
     m_offs, m_flat, m_vals, _ = merge_rows(offs, flat, v)
     st = profile.sample_types[ti] if profile.sample_types else ValueType("", "")
     ss = StackSet(m_offs, m_flat, m_vals, profile.frames, st, total, 1, profile.duration_nanos,

@@ -1,0 +1,77 @@
+"""The HTTP API: ``create_app(config) -> Flask``.
+
+State lives in ``app.extensions["profscope"]`` (a :class:`State`), never in module globals. One
+blueprint per resource; every error leaves through :func:`profscope.errors.error_body`.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from ..config import Config, load_config
+from ..errors import ProfscopeError, error_body
+
+# "module:blueprint attribute", registered in this order
+BLUEPRINTS = [
+    "profscope.api.profiles:bp",
+    "profscope.api.meta:bp",
+]
+
+
+@dataclass
+class State:
+    config: Config
+    store: Any
+    ingest_slots: threading.BoundedSemaphore
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limits(self):
+        return self.config.limits
+
+
+def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
+    from ..store import Store
+    cfg = config if isinstance(config, Config) else load_config(config)
+    app = Flask("profscope")
+    app.config["MAX_CONTENT_LENGTH"] = cfg.limits.max_body_bytes
+    app.json.sort_keys = False
+    store = Store(cfg["data_dir"], cfg.limits, memory_limit=cfg["duckdb_memory_limit"] or None,
+                  threads=cfg["duckdb_threads"] or None)
+    app.extensions["profscope"] = State(cfg, store, threading.BoundedSemaphore(cfg["max_concurrent_ingest"]))
+    for spec in BLUEPRINTS:
+        mod, attr = spec.split(":")
+        app.register_blueprint(getattr(importlib.import_module(mod), attr))
+    _register_errors(app)
+    try:
+        from ..plugins import register_routes
+        register_routes(app)
+    except ImportError:
+        pass
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ProfscopeError)
+    def _profscope_error(e: ProfscopeError):
+        return jsonify(error_body(e)), e.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        kind = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded",
+                415: "unsupported_media_type"}.get(e.code or 500, "http_error")
+        message = e.description or e.name
+        if e.code == 413:
+            message = (f"request body is larger than max_body_bytes="
+                       f"{app.extensions['profscope'].limits.max_body_bytes}")
+        return jsonify({"error": {"kind": kind, "message": message}}), e.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        app.logger.exception("unhandled error")
+        return jsonify({"error": {"kind": "internal", "message": f"internal error: {e.__class__.__name__}"}}), 500

@@ -1,0 +1,98 @@
+"""Request parameters shared by the views: selections, times, tenants, filters."""
+from __future__ import annotations
+
+from flask import current_app, request
+
+from ..analysis.stacks import GRANULARITIES, TagFilter
+from ..errors import BadInput, Unauthorized
+from ..query.selector import Matcher, Selection, parse_query
+from ..query.timeparse import parse_time
+
+TENANT_HEADER = "X-Scope-OrgID"
+_TENANT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()")
+
+
+def state():
+    return current_app.extensions["profscope"]
+
+
+def tenant() -> str:
+    t = request.headers.get(TENANT_HEADER, "")
+    if not t:
+        if state().config["multitenancy"]:
+            raise Unauthorized(f"multi-tenancy is on: the {TENANT_HEADER} header is required")
+        return "anonymous"
+    if len(t) > 150 or not set(t) <= _TENANT_OK:
+        raise BadInput(f"{TENANT_HEADER} {t[:40]!r} is invalid: up to 150 chars of [A-Za-z0-9!-_.*'()]")
+    return t
+
+
+def arg(name: str, *alts: str, default: str | None = None) -> str | None:
+    for n in (name, *alts):
+        v = request.args.get(n)
+        if v is not None and v != "":
+            return v
+    return default
+
+
+def int_arg(name: str, default: int, lo: int = 0, hi: int | None = None) -> int:
+    raw = arg(name, default=None)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise BadInput(f"parameter {name}={raw!r} must be an integer") from None
+    if v < lo or (hi is not None and v > hi):
+        raise BadInput(f"parameter {name}={v} must be between {lo} and {hi if hi is not None else 'inf'}")
+    return v
+
+
+def time_range() -> tuple[int | None, int | None]:
+    start = parse_time(arg("from", "start"), what="from")
+    end = parse_time(arg("until", "end"), what="until")
+    if start is not None and end is not None and start > end:
+        raise BadInput("parameter from must not be after until")
+    return start, end
+
+
+def selection(query_param: str = "query") -> Selection:
+    """``query=<type>{matchers}``, ``from``/``until``, tag filters as extra matchers."""
+    ptype, matchers = parse_query(arg(query_param, default=""))
+    ptype = arg("profile_type", "type", default=ptype)
+    for t in request.args.getlist("tagfocus"):
+        tf = TagFilter.parse(t)
+        matchers.append(Matcher(tf.key, "=~", f".*(?:{tf.pattern}).*"))
+    for t in request.args.getlist("tagignore"):
+        tf = TagFilter.parse(t)
+        matchers.append(Matcher(tf.key, "!~", f".*(?:{tf.pattern}).*"))
+    start, end = time_range()
+    return Selection(ptype, tuple(matchers), start, end, tenant())
+
+
+def granularity() -> str:
+    g = arg("granularity", default="functions")
+    if g not in GRANULARITIES:
+        raise BadInput(f"granularity {g!r} is not one of: {', '.join(GRANULARITIES)}")
+    return g
+
+
+def labels_from_args() -> dict[str, str]:
+    """``label=k=v`` (repeatable), ``labels={k="v",...}``, ``service=`` / ``service_name=``."""
+    out: dict[str, str] = {}
+    raw = arg("labels", default=None)
+    if raw:
+        from ..query.selector import parse_matchers
+        for m in parse_matchers(raw if raw.startswith("{") else "{" + raw + "}"):
+            if m.op != "=":
+                raise BadInput(f"labels: only k=\"v\" pairs are allowed, got {m}")
+            out[m.name] = m.value
+    for item in request.args.getlist("label"):
+        if "=" not in item:
+            raise BadInput(f"label {item!r} must look like key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    service = arg("service", "service_name", default=None)
+    if service:
+        out["service_name"] = service
+    return out

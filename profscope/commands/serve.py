@@ -1,0 +1,27 @@
+"""``profscope serve``: the HTTP API on waitress (threaded, production WSGI server)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=4040, show_default=True, type=int)
+@click.option("--data-dir", envvar="PROFSCOPE_DATA_DIR", default="./profscope-data", show_default=True,
+              help="directory of the DuckDB store (also PROFSCOPE_DATA_DIR)")
+@click.option("--threads", default=None, type=int, help="WSGI worker threads (default 8)")
+@click.option("--multitenancy/--no-multitenancy", default=None, help="require X-Scope-OrgID")
+def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None):
+    """Run the profscope server (HTTP API, Pyroscope-compatible endpoints)."""
+    import waitress
+
+    from ..api import create_app
+    from ..config import load_config
+    cfg = load_config({"data_dir": data_dir, "host": host, "port": port, "threads": threads,
+                       "multitenancy": multitenancy})
+    app = create_app(cfg)
+    click.echo(f"profscope serving on http://{host}:{port} (data in {data_dir})", err=True)
+    waitress.serve(app, host=host, port=port, threads=cfg["threads"], ident="profscope",
+                   max_request_body_size=cfg.limits.max_body_bytes, connection_limit=1000,
+                   channel_timeout=120, backlog=2048, _quiet=True)
+    return 0

@@ -1,0 +1,207 @@
+"""The store: the only package that talks to DuckDB.
+
+``Store(path)`` opens (and migrates) a DuckDB file; ``ingest`` writes a decoded profile whole or
+not at all; ``select`` merges a selection into a :class:`~profscope.model.StackSet`; the metadata
+calls answer what profile types, label names/values and series exist.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..limits import DEFAULT_LIMITS, Limits
+from ..model import Profile, StackSet
+from ..query.selector import Matcher, Selection
+from .db import Database
+from .ingest import Dictionaries, IngestResult, ingest_profile
+from .select import INT64_MAX, INT64_MIN, candidate_series, match_profiles, select_stackset
+
+__all__ = ["Store", "IngestResult", "default_data_dir"]
+
+DB_FILE = "profscope.duckdb"
+
+
+def default_data_dir() -> str:
+    return os.environ.get("PROFSCOPE_DATA_DIR", "./profscope-data")
+
+
+class Store:
+    def __init__(self, data_dir: str | None = None, limits: Limits = DEFAULT_LIMITS, *,
+                 memory_limit: str | None = None, threads: int | None = None):
+        """``data_dir`` holds ``profscope.duckdb``; ``":memory:"`` keeps everything in memory."""
+        data_dir = data_dir or default_data_dir()
+        path = data_dir if data_dir == ":memory:" else str(Path(data_dir) / DB_FILE)
+        self.data_dir = data_dir
+        self.db = Database(path, memory_limit=memory_limit, threads=threads)
+        self.limits = limits
+        self.dicts = Dictionaries()
+        self.dicts.load(self.db)
+
+    # ------------------------------------------------------------------ write
+    def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:
+        """Store ``profile`` (every sample type) under series ``labels``; atomic."""
+        return ingest_profile(self.db, self.dicts, profile, dict(labels or {}), tenant, self.limits)
+
+    # ------------------------------------------------------------------ read
+    def select(self, sel: Selection) -> StackSet:
+        return select_stackset(self.db, self.dicts, sel)
+
+    def profile_types(self, tenant: str = "anonymous", start_ns: int | None = None,
+                      end_ns: int | None = None) -> list[str]:
+        from .db import load_sql
+        rows = self.db.con.execute(load_sql("profile_types"), {
+            "tenant": tenant, "start": INT64_MIN if start_ns is None else start_ns,
+            "end": INT64_MAX if end_ns is None else end_ns}).fetchall()
+        return [r[0] for r in rows]
+
+    def series(self, tenant: str = "anonymous", matchers: list[Matcher] | None = None,
+               profile_type: str | None = None, start_ns: int | None = None,
+               end_ns: int | None = None) -> list[dict]:
+        """Series (label sets with their profile type) with data in the range."""
+        sel = Selection(profile_type, tuple(matchers or ()), start_ns, end_ns, tenant)
+        cands = candidate_series(self.dicts, sel)
+        if not cands:
+            return []
+        with_data = self._series_with_data(list(cands), sel)
+        out = []
+        for sid in sorted(with_data):
+            _, ptype, labels = self.dicts.series_info[sid]
+            out.append({"profile_type": ptype, "labels": dict(labels)})
+        return out
+
+    def _series_with_data(self, sids: list[int], sel: Selection) -> set[int]:
+        import pyarrow as pa
+        con = self.db.con
+        con.register("want_series", pa.table({"id": pa.array(sids, pa.int32())}))
+        try:
+            rows = con.execute("SELECT DISTINCT series_id FROM profiles WHERE series_id IN "
+                               "(SELECT id FROM want_series) AND time_nanos BETWEEN ? AND ?",
+                               [INT64_MIN if sel.start_ns is None else sel.start_ns,
+                                INT64_MAX if sel.end_ns is None else sel.end_ns]).fetchall()
+        finally:
+            con.unregister("want_series")
+        return {r[0] for r in rows}
+
+    def label_names(self, tenant: str = "anonymous", matchers: list[Matcher] | None = None,
+                    profile_type: str | None = None, start_ns: int | None = None,
+                    end_ns: int | None = None) -> list[str]:
+        names: set[str] = set()
+        for s in self.series(tenant, matchers, profile_type, start_ns, end_ns):
+            names.update(s["labels"])
+        names.update(self._sample_label_keys(tenant, matchers, profile_type, start_ns, end_ns))
+        return sorted(names)
+
+    def label_values(self, name: str, tenant: str = "anonymous", matchers: list[Matcher] | None = None,
+                     profile_type: str | None = None, start_ns: int | None = None,
+                     end_ns: int | None = None) -> list[str]:
+        vals: set[str] = set()
+        for s in self.series(tenant, matchers, profile_type, start_ns, end_ns):
+            if name in s["labels"]:
+                vals.add(s["labels"][name])
+        vals.update(self._sample_label_values(name, tenant, matchers, profile_type, start_ns, end_ns))
+        return sorted(vals)
+
+    def _labelsets_in(self, tenant, matchers, profile_type, start_ns, end_ns) -> list[int]:
+        import pyarrow as pa
+        types = {t for t in self.profile_types(tenant, start_ns, end_ns)
+                 if profile_type is None or t == profile_type or profile_type in t.split(":")}
+        ids: set[int] = set()
+        for t in types:
+            m = match_profiles(self.db, self.dicts, Selection(t, tuple(matchers or ()), start_ns, end_ns, tenant))
+            if not len(m.profile_ids):
+                continue
+            if m.pairs is not None:
+                ids.update(m.pairs[1].tolist())
+                continue
+            con = self.db.con
+            con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+            try:
+                ids.update(r[0] for r in con.execute(
+                    "SELECT DISTINCT labelset_id FROM samples WHERE profile_id IN (SELECT id FROM sel_profiles)"
+                ).fetchall())
+            finally:
+                con.unregister("sel_profiles")
+        ids.discard(0)
+        return sorted(ids)
+
+    def _sample_label_keys(self, *args) -> set[str]:
+        out: set[str] = set()
+        for ls in self._labelsets_in(*args):
+            out.update(self.dicts.labelset_labels.get(ls, {}))
+        return out
+
+    def _sample_label_values(self, name, *args) -> set[str]:
+        out: set[str] = set()
+        for ls in self._labelsets_in(*args):
+            v = self.dicts.labelset_labels.get(ls, {}).get(name)
+            if v is not None:
+                out.add(v)
+        return out
+
+    def list_profiles(self, sel: Selection, limit: int = 1000) -> list[dict]:
+        m = match_profiles(self.db, self.dicts, sel)
+        if not len(m.profile_ids):
+            return []
+        import pyarrow as pa
+        con = self.db.con
+        con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+        try:
+            cur = con.execute("SELECT id, series_id, profile_type, time_nanos, duration_nanos, n_samples, total, "
+                              "source_format, source_id FROM profiles WHERE id IN (SELECT id FROM sel_profiles) "
+                              "ORDER BY time_nanos DESC, id DESC LIMIT ?", [limit])
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        finally:
+            con.unregister("sel_profiles")
+        for r in rows:
+            r["labels"] = dict(self.dicts.series_info[r["series_id"]][2])
+        return rows
+
+    def time_series(self, sel: Selection, step_ns: int, group_by: list[str] | None = None) -> list[dict]:
+        """Sum of values per time bucket of ``step_ns``, per group of series labels."""
+        import pyarrow as pa
+        m = match_profiles(self.db, self.dicts, sel)
+        if not len(m.profile_ids):
+            return []
+        step_ns = max(int(step_ns), 1)
+        con = self.db.con
+        if m.pairs is None:
+            con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+            q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v FROM profiles "
+                 "WHERE id IN (SELECT id FROM sel_profiles) GROUP BY ALL ORDER BY t")
+            name = "sel_profiles"
+        else:
+            con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
+                                                "labelset_id": pa.array(m.pairs[1])}))
+            q = ("SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v "
+                 "FROM samples s JOIN sel_pairs x ON x.profile_id = s.profile_id AND x.labelset_id = s.labelset_id "
+                 "JOIN profiles p ON p.id = s.profile_id GROUP BY ALL ORDER BY t")
+            name = "sel_pairs"
+        try:
+            rows = con.execute(q, {"step": step_ns}).fetchall()
+        finally:
+            con.unregister(name)
+        groups: dict[tuple, dict[int, int]] = {}
+        for sid, t, v in rows:
+            labels = self.dicts.series_info[sid][2]
+            key = tuple((g, labels.get(g, "")) for g in (group_by or []))
+            bucket = groups.setdefault(key, {})
+            bucket[int(t)] = bucket.get(int(t), 0) + int(v)
+        return [{"labels": dict(k), "points": sorted(b.items())} for k, b in sorted(groups.items())]
+
+    def stats(self) -> dict:
+        con = self.db.con
+        n_samples = con.execute("SELECT count(*) FROM samples").fetchall()[0][0]
+        n_profiles = con.execute("SELECT count(*) FROM profiles").fetchall()[0][0]
+        return {"profiles": n_profiles, "sample_rows": n_samples, "stacks": len(self.dicts.stacks),
+                "frames": len(self.dicts.frames), "series": len(self.dicts.series),
+                "bytes": self.db.size_bytes(), "schema_version": self.db.schema_version(),
+                "time": time.time()}
+
+    def close(self) -> None:
+        self.db.close()
+
+

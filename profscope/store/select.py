@@ -1,0 +1,184 @@
+"""Read side of the store: which profiles a selection covers, and their merged stacks.
+
+Matching runs on the small series and label-set dictionaries in memory; merging runs in DuckDB
+(``GROUP BY`` over the narrow samples table); the result comes back as numpy columns and becomes
+a :class:`StackSet`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import BadInput
+from ..model import FrameTable, StackSet, ValueType
+from ..query.selector import Matcher, Selection
+from .db import Database, load_sql
+from .ingest import Dictionaries
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass
+class Matched:
+    """Profiles covered by a selection. ``pairs`` is None when whole profiles match; otherwise
+    (profile id, label set id) pairs where sample labels decided a matcher."""
+    profile_ids: np.ndarray
+    pairs: tuple[np.ndarray, np.ndarray] | None
+    profile_type: str
+    duration_nanos: int
+    period: int
+    period_type: ValueType | None
+
+
+def type_matches(ptype: str, wanted: str | None) -> bool:
+    if not wanted:
+        return True
+    if ptype == wanted:
+        return True
+    parts = ptype.split(":")
+    w = wanted.split(":")
+    if len(w) == 1:
+        return wanted in (parts[0], parts[1])
+    if len(w) == 2:
+        return w == parts[1:3] or w == parts[0:2]
+    return parts[: len(w)] == w
+
+
+def candidate_series(d: Dictionaries, sel: Selection) -> dict[int, list[Matcher]]:
+    """Series of the tenant and type whose own labels do not exclude them; the value lists the
+    matchers that the series' labels cannot decide (to be checked on sample labels)."""
+    out: dict[int, list[Matcher]] = {}
+    for sid, (tenant, ptype, labels) in d.series_info.items():
+        if tenant != sel.tenant or not type_matches(ptype, sel.profile_type):
+            continue
+        undecided = []
+        ok = True
+        for m in sel.matchers:
+            if m.name in labels:
+                if not m.matches(labels[m.name]):
+                    ok = False
+                    break
+            else:
+                undecided.append(m)
+        if ok:
+            out[sid] = undecided
+    return out
+
+
+def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
+    series = candidate_series(d, sel)
+    types = sorted({d.series_info[s][1] for s in series})
+    if len(types) > 1:
+        raise BadInput(f"selection matches several profile types; choose one of: {', '.join(types)}")
+    ptype = types[0] if types else (sel.profile_type or "")
+    if not series:
+        return Matched(np.zeros(0, np.int64), None, ptype, 0, 0, None)
+    start = sel.start_ns if sel.start_ns is not None else INT64_MIN
+    end = sel.end_ns if sel.end_ns is not None else INT64_MAX
+    sid_tbl = pa.table({"id": pa.array(list(series), pa.int32())})
+    con = db.con
+    con.register("want_series", sid_tbl)
+    try:
+        rows = con.execute(
+            "SELECT id, series_id, duration_nanos, period, period_type, period_unit FROM profiles "
+            "WHERE tenant = ? AND series_id IN (SELECT id FROM want_series) AND time_nanos BETWEEN ? AND ? "
+            "ORDER BY id", [sel.tenant, start, end]).fetchnumpy()
+    finally:
+        con.unregister("want_series")
+    pids = rows["id"].astype(np.int64)
+    sids = rows["series_id"]
+    duration = int(rows["duration_nanos"].sum()) if len(pids) else 0
+    period = int(rows["period"].max()) if len(pids) else 0
+    ptyp = ValueType(str(rows["period_type"][0]), str(rows["period_unit"][0])) if len(pids) and rows["period_type"][0] else None
+    needs_samples = {s for s, um in series.items() if um}
+    if not needs_samples or not len(pids):
+        return Matched(pids, None, ptype, duration, period, ptyp)
+    # some matchers are decided by sample labels: find the (profile, label set) pairs that pass
+    con.register("sel_profiles", pa.table({"id": pa.array(pids)}))
+    try:
+        pl = con.sql(load_sql("labelsets_of_profiles")).fetchnumpy()
+    finally:
+        con.unregister("sel_profiles")
+    series_of = dict(zip(pids.tolist(), sids.tolist()))
+    keep_p, keep_l = [], []
+    cache: dict[tuple[int, int], bool] = {}
+    for p, ls in zip(pl["profile_id"].tolist(), pl["labelset_id"].tolist()):
+        s = series_of[p]
+        um = series[s]
+        if not um:
+            ok = True
+        else:
+            key = (s, ls)
+            ok = cache.get(key)
+            if ok is None:
+                labels = d.labelset_labels.get(ls, {})
+                ok = cache[key] = all(m.matches(labels.get(m.name)) for m in um)
+        if ok:
+            keep_p.append(p)
+            keep_l.append(ls)
+    return Matched(np.array(sorted(set(keep_p)), np.int64),
+                   (np.array(keep_p, np.int64), np.array(keep_l, np.int32)), ptype, duration, period, ptyp)
+
+
+def merged_rows(db: Database, m: Matched) -> dict[str, np.ndarray]:
+    """``stack_id, labelset_id, value`` merged over the matched profiles."""
+    con = db.con
+    if m.pairs is None:
+        con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+        try:
+            return con.sql(load_sql("merge_by_stack")).fetchnumpy()
+        finally:
+            con.unregister("sel_profiles")
+    con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
+                                        "labelset_id": pa.array(m.pairs[1])}))
+    try:
+        return con.sql(load_sql("merge_by_stack_labelsets")).fetchnumpy()
+    finally:
+        con.unregister("sel_pairs")
+
+
+def stacks_and_frames(db: Database, stack_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, FrameTable]:
+    """CSR (offsets, local frame indices) for ``stack_ids`` (sorted, unique) and their frames."""
+    con = db.con
+    con.register("want_ids", pa.table({"id": pa.array(stack_ids.astype(np.int32))}))
+    try:
+        tbl = con.sql(load_sql("stacks_by_id")).to_arrow_table()
+    finally:
+        con.unregister("want_ids")
+    lists = tbl.column("frames").combine_chunks()
+    offs = lists.offsets.to_numpy().astype(np.int64)
+    offs = offs - offs[0]
+    gflat = lists.flatten().to_numpy()
+    fids = np.unique(gflat)
+    con.register("want_ids", pa.table({"id": pa.array(fids.astype(np.int32))}))
+    try:
+        ft = con.sql(load_sql("frames_by_id")).fetchnumpy()
+    finally:
+        con.unregister("want_ids")
+    frames = FrameTable([str(x) for x in ft["name"]], [str(x) for x in ft["system_name"]],
+                        [str(x) for x in ft["file"]], ft["line"].astype(np.int64),
+                        ft["start_line"].astype(np.int64), ft["address"].astype(np.uint64),
+                        [str(x) for x in ft["mapping_file"]])
+    local = np.searchsorted(fids, gflat).astype(np.int32)
+    return offs, local, frames
+
+
+def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
+    m = match_profiles(db, d, sel)
+    parts = m.profile_type.split(":")
+    st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
+    if not len(m.profile_ids):
+        return StackSet(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64), FrameTable(),
+                        st, 0, 0, 0, 0, None)
+    rows = merged_rows(db, m)
+    stack = rows["stack_id"].astype(np.int64)
+    value = rows["value"].astype(np.int64)
+    total = int(np.abs(value).sum())
+    uniq, inv = np.unique(stack, return_inverse=True)
+    per_stack = np.zeros(len(uniq), np.int64)
+    np.add.at(per_stack, inv, value)
+    offs, flat, frames = stacks_and_frames(db, uniq)
+    return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
+                    m.period, m.period_type)

@@ -1,0 +1,147 @@
+"""The DuckDB store: dedup, atomicity, selections, merges equal to go tool pprof, exports."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pprof_oracle import have_go, pprof_top
+from profscope.analysis.stacks import profile_to_stackset
+from profscope.analysis.top import top_table
+from profscope.errors import BadInput
+from profscope.formats import decode
+from profscope.formats.pprof_write import encode_stackset
+from profscope.query.selector import Selection
+from profscope.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path / "store"))
+    yield s
+    s.close()
+
+
+def load(data, name):
+    return decode((data / name).read_bytes())
+
+
+def test_same_profile_twice_stores_stacks_once(store, data):
+    p = load(data, "pprof/gp_large.cpu.pb.gz")
+    store.ingest(p, {"service_name": "a"})
+    first = store.stats()
+    store.ingest(p, {"service_name": "b"})
+    second = store.stats()
+    assert second["stacks"] == first["stacks"] and second["frames"] == first["frames"]
+    assert second["profiles"] == 2 * first["profiles"]
+    one = top_table(store.select(Selection.from_query('cpu{service_name="a"}')))
+    assert one.rows() == top_table(profile_to_stackset(p, "cpu")).rows()
+    both = top_table(store.select(Selection.from_query("cpu{}")))
+    assert both.total == 2 * one.total
+
+
+def test_store_survives_reopen(tmp_path, data):
+    p = load(data, "pprof/parca_fib_bigint.cpu.pb.gz")
+    s = Store(str(tmp_path))
+    s.ingest(p, {"service_name": "a"})
+    s.close()
+    s = Store(str(tmp_path))
+    s.ingest(p, {"service_name": "a"})   # dictionaries reloaded: no duplicate stacks
+    ss = s.select(Selection.from_query("cpu"))
+    assert ss.total == 2 * profile_to_stackset(p, "cpu").total
+    n = s.db.con.execute("SELECT count(*), count(DISTINCT hash) FROM stacks").fetchall()[0]
+    assert n[0] == n[1]
+    s.close()
+
+
+@pytest.mark.skipif(not have_go(), reason="needs go tool pprof")
+def test_merged_selection_equals_pprof_merge(store, data):
+    t0, t9 = data / "pprof/parca_many_heap_t0.pb.gz", data / "pprof/parca_many_heap_t9.pb.gz"
+    for f in (t0, t9):
+        store.ingest(decode(f.read_bytes()), {"service_name": "heap"})
+    ss = store.select(Selection.from_query('memory:alloc_space:bytes:space:bytes{service_name="heap"}'))
+    oracle = pprof_top(str(t0), "alloc_space", "bytes", extra=[str(t9)])
+    mine = top_table(ss)
+    assert mine.total == oracle["total"] and mine.rows() == oracle["rows"]
+
+
+@pytest.mark.skipif(not have_go(), reason="needs go tool pprof")
+def test_export_is_read_by_pprof_with_same_totals(store, data, tmp_path):
+    store.ingest(load(data, "pyroscope-agpl/pyro_go.heap.pb.gz"), {"service_name": "x"})
+    ss = store.select(Selection.from_query("inuse_space"))
+    out = tmp_path / "export.pb.gz"
+    out.write_bytes(encode_stackset(ss))
+    oracle = pprof_top(str(out), None, "bytes")
+    assert oracle["total"] == ss.total
+    assert oracle["rows"] == top_table(ss).rows()
+
+
+def test_matchers_and_time_range(store, data):
+    p = load(data, "pprof/gp_sample.cpu.pb.gz")
+    for env, t in (("dev", 1_000), ("prod", 2_000), ("prod", 3_000)):
+        p.time_nanos = t * 10**9
+        store.ingest(p, {"service_name": "api", "env": env, "pod": f"pod-{t}"})
+    one = profile_to_stackset(p, "cpu").total
+
+    def total(q, start=None, end=None):
+        return store.select(Selection.from_query(q, start, end)).total
+    assert total('cpu{env="prod"}') == 2 * one
+    assert total('cpu{env!="prod"}') == one
+    assert total('cpu{pod=~"pod-[12].*"}') == 2 * one
+    assert total('cpu{pod!~"pod-1.*"}') == 2 * one
+    assert total('cpu{missing="x"}') == 0
+    assert total("cpu{}", 1_500 * 10**9, 2_500 * 10**9) == one
+    assert store.label_values("env") == ["dev", "prod"]
+    assert "pod" in store.label_names()
+
+
+def test_sample_labels_select_like_tagfocus(store, data):
+    p = load(data, "pprof/parca_labels_api.cpu.pb.gz")
+    store.ingest(p, {"service_name": "api"})
+    from profscope.analysis.stacks import Filters, TagFilter
+    expected = profile_to_stackset(p, "cpu", Filters(tags=(TagFilter("api", "^query$"),)))
+    got = store.select(Selection.from_query('cpu{api="query"}'))
+    assert top_table(got).rows() == top_table(expected).rows()
+
+
+def test_ambiguous_type_is_refused(store, data):
+    store.ingest(load(data, "pprof/gp_sample.cpu.pb.gz"), {"service_name": "api"})
+    with pytest.raises(BadInput, match="several profile types"):
+        store.select(Selection.from_query('{service_name="api"}'))
+
+
+def test_failed_ingest_leaves_nothing(store, data):
+    p = load(data, "pprof/gp_sample.cpu.pb.gz")
+    p.sample_types[0] = p.sample_types[0]._replace(type="x")
+    bad = dict(service_name="a", **{"bad label": "1"})
+    with pytest.raises(BadInput):
+        store.ingest(p, bad)
+    stats = store.stats()
+    assert stats["profiles"] == stats["stacks"] == stats["frames"] == 0
+
+
+def test_write_failure_mid_transaction_rolls_back(store, data):
+    p = load(data, "pprof/gp_sample.cpu.pb.gz")
+    store.db.con.execute("DROP TABLE samples")   # the last insert of the transaction will fail
+    with pytest.raises(Exception):
+        store.ingest(p, {"service_name": "a"})
+    assert store.db.con.execute("SELECT count(*) FROM profiles").fetchall()[0][0] == 0
+    assert store.db.con.execute("SELECT count(*) FROM frames").fetchall()[0][0] == 0
+    assert len(store.dicts.frames) == 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.lists(st.sampled_from("abcdef"), min_size=1, max_size=6),
+                          st.integers(min_value=1, max_value=10**6)), min_size=1, max_size=30))
+def test_property_store_round_trip_keeps_totals(tmp_path_factory, stacks):
+    text = "".join(";".join(s) + f" {n}\n" for s, n in stacks)
+    p = decode(text.encode(), "folded")
+    s = Store(str(tmp_path_factory.mktemp("prop")))
+    try:
+        s.ingest(p, {"service_name": "prop"})
+        ss = s.select(Selection.from_query("samples"))
+        again = decode(encode_stackset(ss))
+        assert profile_to_stackset(again).total == sum(n for _, n in stacks)
+        assert top_table(profile_to_stackset(again)).rows() == top_table(profile_to_stackset(p)).rows()
+    finally:
+        s.close()
