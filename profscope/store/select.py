@@ -182,3 +182,60 @@ def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
     offs, flat, frames = stacks_and_frames(db, uniq)
     return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
                     m.period, m.period_type)
+
+
+@dataclass
+class PerProfile:
+    """A selection kept apart per profile: the merged stacks plus sparse ``(profile, stack,
+    value)`` rows (label sets merged). What differential profiling needs for its noise test."""
+    stacks: StackSet               # distinct stacks, values summed over the profiles
+    row_stack: np.ndarray          # int64 [r] index into stacks
+    row_profile: np.ndarray        # int64 [r] index into profile_ids
+    row_value: np.ndarray          # int64 [r]
+    profile_ids: np.ndarray        # int64 [n]
+    profile_totals: np.ndarray     # int64 [n] pprof total of each profile (selected samples only)
+    profile_durations: np.ndarray  # int64 [n]
+
+
+def select_per_profile(db: Database, d: Dictionaries, sel: Selection) -> PerProfile:
+    m = match_profiles(db, d, sel)
+    parts = m.profile_type.split(":")
+    st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
+    empty = np.zeros(0, np.int64)
+    if not len(m.profile_ids):
+        ss = StackSet(np.zeros(1, np.int64), np.zeros(0, np.int32), empty, FrameTable(), st, 0, 0, 0, 0, None)
+        return PerProfile(ss, empty, empty, empty, empty, empty, empty)
+    con = db.con
+    con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+    try:
+        meta = con.sql(load_sql("profiles_durations")).fetchnumpy()
+        if m.pairs is None:
+            rows = con.sql(load_sql("per_profile_by_stack")).fetchnumpy()
+        else:
+            con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
+                                                "labelset_id": pa.array(m.pairs[1])}))
+            try:
+                rows = con.sql(load_sql("per_profile_by_stack_labelsets")).fetchnumpy()
+            finally:
+                con.unregister("sel_pairs")
+    finally:
+        con.unregister("sel_profiles")
+    pids = meta["id"].astype(np.int64)
+    row_profile = np.searchsorted(pids, rows["profile_id"].astype(np.int64))
+    stack = rows["stack_id"].astype(np.int64)
+    value = rows["value"].astype(np.int64)
+    # stack ids are dense: a lookup table instead of a sort
+    present = np.zeros(int(stack.max()) + 1 if len(stack) else 0, bool)
+    present[stack] = True
+    uniq = np.flatnonzero(present)
+    remap = np.cumsum(present) - 1
+    row_stack = remap[stack]
+    per_stack = np.zeros(len(uniq), np.int64)
+    np.add.at(per_stack, row_stack, value)
+    totals = np.zeros(len(pids), np.int64)
+    np.add.at(totals, row_profile, rows["abs_value"].astype(np.int64))
+    offs, flat, frames = stacks_and_frames(db, uniq)
+    durations = meta["duration_nanos"].astype(np.int64)
+    ss = StackSet(offs, flat, per_stack, frames, st, int(totals.sum()), len(pids), int(durations.sum()),
+                  m.period, m.period_type)
+    return PerProfile(ss, row_stack, row_profile, value, pids, totals, durations)
