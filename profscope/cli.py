@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "profscope.commands.store_cmds:ingest",
     "export": "profscope.commands.store_cmds:export",
     "serve": "profscope.commands.serve:serve",
+    "diff": "profscope.commands.diff:diff",
 }
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_OPERATIONAL = 0, 1, 2, 3

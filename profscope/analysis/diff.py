@@ -51,6 +51,12 @@ class Side:
         return len(self.profile_totals)
 
     @classmethod
+    def from_selection(cls, sel) -> Side:
+        """From the store's per-profile selection (:class:`profscope.store.PerProfile`)."""
+        return cls(sel.stacks, sel.row_stack, sel.row_profile, sel.row_value, sel.profile_totals,
+                   sel.profile_durations)
+
+    @classmethod
     def from_stacksets(cls, sets: list[StackSet]) -> Side:
         """One profile per stack set; stack sets that share a FrameTable object keep sharing it."""
         if not sets:
@@ -98,6 +104,18 @@ class DiffOptions:
     alpha: float = 0.01            # false discovery rate over the tested functions
     metric: str = "flat"           # which value gates: flat (self) or cum (with callees)
     max_tests: int = 500           # at most this many functions (largest shares) are tested
+
+    def __post_init__(self) -> None:
+        checks = [("threshold", self.threshold_pct, 0.0, None), ("min_share", self.min_share_pct, 0.0, 100.0),
+                  ("min_delta", self.min_delta_pct, 0.0, None), ("alpha", self.alpha, 0.0, 1.0),
+                  ("max_tests", self.max_tests, 1, None)]
+        for name, v, lo, hi in checks:
+            if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+                raise BadInput(f"{name} must be a number, got {v!r}")
+            if v < lo or (hi is not None and v > hi) or (name == "alpha" and v == 0):
+                raise BadInput(f"{name}={v} must be between {lo:g} and {hi if hi is not None else 'inf'}")
+        if self.metric not in METRICS:
+            raise BadInput(f"metric {self.metric!r} is not one of: {', '.join(METRICS)}")
 
 
 @dataclass
@@ -166,6 +184,18 @@ class DiffResult:
         names = self.names
         return _tree_from_stacks(self.stack_offsets, self.stack_keys, self.stack_values, list(names),
                                  max_nodes)
+
+    def tree_json(self, max_nodes: int = 0) -> dict:
+        """The union flame graph as nested JSON: ``{"name", "base": {"self", "total"}, "head":
+        {...}, "children": [...]}`` (raw values)."""
+        t = self.tree(max_nodes)
+        nodes = [{"name": t.names[t.name[i]],
+                  "base": {"self": int(t.self_[i, 0]), "total": int(t.total[i, 0])},
+                  "head": {"self": int(t.self_[i, 1]), "total": int(t.total[i, 1])},
+                  "children": []} for i in range(t.n_nodes)]
+        for i in range(1, t.n_nodes):
+            nodes[t.parent[i]]["children"].append(nodes[i])
+        return nodes[0]
 
     def stack_name(self, s: int) -> str:
         """Stack ``s`` root first, frames joined by ';'."""
@@ -251,8 +281,6 @@ def diff(base: Side | list[StackSet], head: Side | list[StackSet], normalize: st
         raise BadInput(f"normalize {normalize!r} is not one of: {', '.join(NORMALIZATIONS)}")
     if granularity not in GRANULARITIES:
         raise BadInput(f"granularity {granularity!r} is not one of: {', '.join(GRANULARITIES)}")
-    if options.metric not in METRICS:
-        raise BadInput(f"metric {options.metric!r} is not one of: {', '.join(METRICS)}")
     sides = [s if isinstance(s, Side) else Side.from_stacksets(s) for s in (base, head)]
     _check_types(sides)
     warnings: list[str] = []
