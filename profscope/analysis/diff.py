@@ -349,7 +349,7 @@ def _check_types(sides: list[Side]) -> None:
     tb, th = sides[0].stacks.sample_type, sides[1].stacks.sample_type
     if (tb.type, tb.unit) != (th.type, th.unit):
         raise BadInput(f"base and head have different sample types: base {tb.type}:{tb.unit}, "
-                       f"head {th.type}:{th.unit}; choose one present in both with --sample-type")
+                       f"head {th.type}:{th.unit}; select the same sample type on both sides (--sample-type)")
 
 
 def _summary(s: Side, normalize: str, name: str) -> SideSummary:

@@ -20,6 +20,7 @@ from ..errors import ProfscopeError, error_body
 BLUEPRINTS = [
     "profscope.api.profiles:bp",
     "profscope.api.meta:bp",
+    "profscope.api.diff:bp",
 ]
 
 
