@@ -57,9 +57,9 @@ def test_mann_whitney_exact_equals_enumeration():
     base = rng.integers(0, 4, size=(6, 5)).astype(float)       # many ties
     head = rng.integers(0, 5, size=(6, 4)).astype(float)
     p = mann_whitney(base, head, "greater")
-    assert p == pytest.approx([_brute_force_p(b, h) for b, h in zip(base, head)])
+    assert p == pytest.approx([_brute_force_p(b, h) for b, h in zip(base, head, strict=False)])
     p_less = mann_whitney(base, head, "less")
-    assert p_less == pytest.approx([_brute_force_p(-b, -h) for b, h in zip(base, head)])
+    assert p_less == pytest.approx([_brute_force_p(-b, -h) for b, h in zip(base, head, strict=False)])
 
 
 def test_mann_whitney_normal_approximation_is_close_to_exact(monkeypatch):
@@ -113,7 +113,7 @@ def test_diff_algebra(a, b):
     # each column is that side's own flat/cum
     for col, ss in ((0, sa), (1, sb)):
         nm, fl, cu = flat_cum(ss)
-        own = {n: (int(f), int(c)) for n, f, c in zip(nm, fl, cu)}
+        own = {n: (int(f), int(c)) for n, f, c in zip(nm, fl, cu, strict=False)}
         for i, n in enumerate(ab.names):
             assert (int(ab.flat[i, col]), int(ab.cum[i, col])) == own.get(n, (0, 0))
     t = ab.tree()
@@ -150,20 +150,15 @@ def test_per_profile_values_match_each_profile(data, metric):
     side = Side.from_stacksets(sets)
     res = diff(side, side, "none", options=DiffOptions(metric=metric, min_share_pct=0.0))
     fam = np.arange(len(res.names))
-    n0 = side.stacks.n_stacks
     # rebuild the engine's stack ids for this side the way diff() does (both sides are equal here)
-    keys, names = diff_mod.frame_keys(diff_mod.concat_frames([side.stacks.frames, side.stacks.frames]),
-                                      "functions")
-    kflat = keys[side.stacks.stack_frames.astype(np.int64)]
-    h = diff_mod.stack_hashes(side.stacks.stack_offsets, kflat)
-    uniq, inv = np.unique(np.concatenate([h, h]), return_inverse=True)
+    names, _, _, _, offsets = diff_mod._union_stacks([side, side], "functions")
     assert names == res.names
-    _, _, leaf = diff_mod._flat_cum(res.stack_offsets, res.stack_keys, res.stack_values, len(names))
-    mat = diff_mod._per_profile(side, inv[:n0], fam, leaf, res.stack_offsets, res.stack_keys, len(names),
+    _, leaf = diff_mod._flat(res.stack_offsets, res.stack_keys, res.stack_values, len(names))
+    mat = diff_mod._per_profile(side, offsets[0], fam, leaf, res.stack_offsets, res.stack_keys, len(names),
                                 metric, "none")
     for p, ss in enumerate(sets):
         nm, fl, cu = flat_cum(ss)
-        own = dict(zip(nm, (fl if metric == "flat" else cu).tolist()))
+        own = dict(zip(nm, (fl if metric == "flat" else cu).tolist(), strict=False))
         got = {n: int(mat[i, p]) for i, n in enumerate(res.names) if mat[i, p]}
         assert got == {n: v for n, v in own.items() if v}
 
@@ -264,16 +259,33 @@ def test_select_per_profile_matches_select(tmp_path, data):
         _fill(store, data)
         for q in ('cpu{version="1.4.0"}', 'cpu{user="alice"}', 'cpu{api="query"}'):
             sel = Selection.from_query(q)
-            per, merged = store.select_per_profile(sel), store.select(sel)
+            (per,), merged = store.select_per_profile(sel), store.select(sel)
             assert per.stacks.total == merged.total and len(per.profile_ids) == merged.n_profiles
             a, b = flat_cum(per.stacks), flat_cum(merged)
-            assert dict(zip(a[0], a[1].tolist())) == dict(zip(b[0], b[1].tolist()))
-            sums = np.zeros(per.stacks.n_stacks, np.int64)
-            np.add.at(sums, per.row_stack, per.row_value)
-            assert np.array_equal(sums, per.stacks.values)
-        per = store.select_per_profile(Selection.from_query('cpu{version="1.4.0"}'))
+            assert dict(zip(a[0], a[1].tolist(), strict=False)) == dict(zip(b[0], b[1].tolist(), strict=False))
+            # every stack in one group: each profile's sum of values
+            every = per.profile_sums(np.arange(per.stacks.n_stacks), np.zeros(per.stacks.n_stacks, int), 1)
+            assert every.sum() == per.stacks.values.sum() and every.shape == (1, len(per.profile_ids))
+        per, other = store.select_per_profile(Selection.from_query('cpu{version="1.4.0"}'),
+                                              Selection.from_query('cpu{version="1.5.0"}'))
+        assert per.stacks.frames is other.stacks.frames and per.stacks.total == other.stacks.total
         want = sorted(load(data, f).total for f in CPU_FILES)
         assert sorted(per.profile_totals.tolist()) == want
+        assert sorted(per.profile_sums(np.arange(per.stacks.n_stacks), np.zeros(per.stacks.n_stacks, int),
+                                       1)[0].tolist()) == want        # CPU values are all positive
+        # the noise test sees the same per-profile values from the store as from the files
+        for metric in ("flat", "cum"):
+            opts = DiffOptions(metric=metric, min_share_pct=0.5)
+            stored = diff(Side.from_selection(per), Side.from_selection(other), options=opts)
+            files = [load(data, f) for f in CPU_FILES]
+            direct = diff(files, files, options=opts)
+            got = {n: (p, q) for n, p, q in zip(stored.names, stored.p_greater, stored.p_less, strict=True)
+                   if not np.isnan(p)}
+            want_p = {n: (p, q) for n, p, q in zip(direct.names, direct.p_greater, direct.p_less, strict=True)
+                      if not np.isnan(p)}
+            assert got.keys() == want_p.keys() and len(got) > 3
+            for n, pq in want_p.items():
+                assert got[n] == pytest.approx(pq), n
     finally:
         store.close()
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from pprof_oracle import have_go
+
 from profscope.analysis.diff import diff
 from profscope.analysis.stacks import profile_to_stackset
 from profscope.formats import decode

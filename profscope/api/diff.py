@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from ..analysis.diff import DiffOptions, Side, diff as run_diff
+from ..analysis.diff import DiffOptions, Side
+from ..analysis.diff import diff as run_diff
 from ..analysis.stacks import GRANULARITIES
 from ..errors import BadInput
 from ..query.selector import Selection, parse_query
@@ -75,10 +76,9 @@ def diff():
     limit = _int(body, "limit", 100, 0, 1_000_000)
     n_stacks = _int(body, "stacks", 20, 0, 10_000)
     t = tenant()
+    sels = [side_selection(body, name, sample_type, t) for name in ("base", "head")]
     sides = []
-    for name in ("base", "head"):
-        sel = side_selection(body, name, sample_type, t)
-        per = st.store.select_per_profile(sel)
+    for name, per in zip(("base", "head"), st.store.select_per_profile(*sels), strict=False):
         if not len(per.profile_ids):
             raise BadInput(f"{name} selection {body[name].get('query', '')!r} matches no stored profile")
         sides.append(Side.from_selection(per))

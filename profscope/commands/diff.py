@@ -139,7 +139,7 @@ def diff(sources, sample_type, normalize, threshold, min_share, min_delta, alpha
         if len(sources) != len(need):
             names = " and ".join(n.upper() for n in need) or "no file argument"
             raise click.UsageError(f"expected {names} (got {len(sources)} argument(s))")
-        report = _local_report(dict(zip(need, sources)), queries, ranges, data_dir, sample_type,
+        report = _local_report(dict(zip(need, sources, strict=False)), queries, ranges, data_dir, sample_type,
                                normalize, granularity, opts, limit, tenant)
     text = _render(report, fmt, limit)
     if output == "-":
@@ -152,24 +152,25 @@ def diff(sources, sample_type, normalize, threshold, min_share, min_delta, alpha
 
 def _local_report(paths: dict, queries: dict, ranges: dict, data_dir: str | None, sample_type: str | None,
                   normalize: str, granularity: str, opts, limit: int, tenant: str) -> dict:
-    from ..analysis.diff import Side, diff as run_diff
+    from ..analysis.diff import Side
+    from ..analysis.diff import diff as run_diff
     sides: dict = {}
     for side, arg in paths.items():
         sides[side] = Side.from_stacksets(load_profiles(expand_paths(arg), sample_type, side))
     stored = [s for s in ("base", "head") if queries[s]]
-    if stored:
-        from ..store import Store
-        store = Store(data_dir)
-        try:
-            for side in stored:
-                sel = _selection(queries[side], sample_type, *ranges[side], tenant)
-                per = store.select_per_profile(sel)
-                if not len(per.profile_ids):
-                    raise BadInput(f"{side} selection {queries[side]!r} matches no stored profile")
-                sides[side] = Side.from_selection(per)
-        finally:
-            store.close()
-    return run_diff(sides["base"], sides["head"], normalize, granularity, opts).to_json(limit)
+    if not stored:
+        return run_diff(sides["base"], sides["head"], normalize, granularity, opts).to_json(limit)
+    from ..store import Store
+    store = Store(data_dir)
+    try:    # open until the diff is done: the noise test asks the store for per-profile sums
+        sels = [_selection(queries[side], sample_type, *ranges[side], tenant) for side in stored]
+        for side, per in zip(stored, store.select_per_profile(*sels), strict=True):
+            if not len(per.profile_ids):
+                raise BadInput(f"{side} selection {queries[side]!r} matches no stored profile")
+            sides[side] = Side.from_selection(per)
+        return run_diff(sides["base"], sides["head"], normalize, granularity, opts).to_json(limit)
+    finally:
+        store.close()
 
 
 def _render(report: dict, fmt: str, limit: int) -> str:

@@ -17,8 +17,15 @@ from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database
 from .ingest import Dictionaries, IngestResult, ingest_profile
-from .select import (INT64_MAX, INT64_MIN, PerProfile, candidate_series, match_profiles, select_per_profile,
-                     select_stackset)
+from .select import (
+    INT64_MAX,
+    INT64_MIN,
+    PerProfile,
+    candidate_series,
+    match_profiles,
+    select_per_profile,
+    select_stackset,
+)
 
 __all__ = ["Store", "IngestResult", "PerProfile", "default_data_dir"]
 
@@ -50,9 +57,10 @@ class Store:
     def select(self, sel: Selection) -> StackSet:
         return select_stackset(self.db, self.dicts, sel)
 
-    def select_per_profile(self, sel: Selection) -> PerProfile:
-        """Like :meth:`select`, but keeps each profile's values apart (for noise estimates)."""
-        return select_per_profile(self.db, self.dicts, sel)
+    def select_per_profile(self, *sels: Selection) -> list[PerProfile]:
+        """Like :meth:`select`, but keeps each profile's values apart (for noise estimates); the
+        results of one call share one stack and frame table."""
+        return select_per_profile(self.db, self.dicts, list(sels))
 
     def profile_types(self, tenant: str = "anonymous", start_ns: int | None = None,
                       end_ns: int | None = None) -> list[str]:

@@ -101,10 +101,10 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
         pl = con.sql(load_sql("labelsets_of_profiles")).fetchnumpy()
     finally:
         con.unregister("sel_profiles")
-    series_of = dict(zip(pids.tolist(), sids.tolist()))
+    series_of = dict(zip(pids.tolist(), sids.tolist(), strict=False))
     keep_p, keep_l = [], []
     cache: dict[tuple[int, int], bool] = {}
-    for p, ls in zip(pl["profile_id"].tolist(), pl["labelset_id"].tolist()):
+    for p, ls in zip(pl["profile_id"].tolist(), pl["labelset_id"].tolist(), strict=False):
         s = series_of[p]
         um = series[s]
         if not um:
@@ -151,7 +151,12 @@ def stacks_and_frames(db: Database, stack_ids: np.ndarray) -> tuple[np.ndarray, 
     offs = lists.offsets.to_numpy().astype(np.int64)
     offs = offs - offs[0]
     gflat = lists.flatten().to_numpy()
-    fids = np.unique(gflat)
+    # frame ids are dense: presence and local indices through a lookup table (np.unique without
+    # flags is hash-based and slow on millions of values in numpy 2.4, searchsorted is log n)
+    present = np.zeros(int(gflat.max()) + 1 if len(gflat) else 0, bool)
+    present[gflat] = True
+    fids = np.flatnonzero(present)
+    lut = (np.cumsum(present) - 1).astype(np.int32)
     con.register("want_ids", pa.table({"id": pa.array(fids.astype(np.int32))}))
     try:
         ft = con.sql(load_sql("frames_by_id")).fetchnumpy()
@@ -161,7 +166,7 @@ def stacks_and_frames(db: Database, stack_ids: np.ndarray) -> tuple[np.ndarray, 
                         [str(x) for x in ft["file"]], ft["line"].astype(np.int64),
                         ft["start_line"].astype(np.int64), ft["address"].astype(np.uint64),
                         [str(x) for x in ft["mapping_file"]])
-    local = np.searchsorted(fids, gflat).astype(np.int32)
+    local = lut[gflat]
     return offs, local, frames
 
 
@@ -184,58 +189,100 @@ def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
                     m.period, m.period_type)
 
 
+
+
 @dataclass
 class PerProfile:
-    """A selection kept apart per profile: the merged stacks plus sparse ``(profile, stack,
-    value)`` rows (label sets merged). What differential profiling needs for its noise test."""
-    stacks: StackSet               # distinct stacks, values summed over the profiles
-    row_stack: np.ndarray          # int64 [r] index into stacks
-    row_profile: np.ndarray        # int64 [r] index into profile_ids
-    row_value: np.ndarray          # int64 [r]
+    """A selection whose profiles stay apart: stacks with values summed over the profiles (what
+    ``select`` gives), per-profile totals and durations, and :meth:`profile_sums` to ask the store
+    for per-profile sums of chosen stacks (the noise test of a diff). Selections read together
+    share one stack and frame table (the same objects)."""
+    stacks: StackSet               # values summed over the profiles (0 for another selection's stacks)
+    stack_ids: np.ndarray          # int64 store id of each stack row
     profile_ids: np.ndarray        # int64 [n]
     profile_totals: np.ndarray     # int64 [n] pprof total of each profile (selected samples only)
     profile_durations: np.ndarray  # int64 [n]
+    db: Database | None = None
+    match: Matched | None = None
+
+    def profile_sums(self, stack_index: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+        """[n_groups, n_profiles]: in each profile, the sum of the values of stacks
+        ``stack_index[i]`` in group ``group[i]`` (a stack may be listed in several groups)."""
+        out = np.zeros((n_groups, len(self.profile_ids)), np.float64)
+        if not len(stack_index) or self.db is None or self.match is None:
+            return out
+        con = self.db.con
+        con.register("stack_groups", pa.table({"stack_id": pa.array(self.stack_ids[stack_index].astype(np.int32)),
+                                               "grp": pa.array(np.asarray(group, np.int32))}))
+        con.register("sel_profiles", pa.table({"id": pa.array(self.match.profile_ids)}))
+        names = ["stack_groups", "sel_profiles"]
+        try:
+            if self.match.pairs is None:
+                rows = con.sql(load_sql("profile_group_sums")).fetchnumpy()
+            else:
+                con.register("sel_pairs", pa.table({"profile_id": pa.array(self.match.pairs[0]),
+                                                    "labelset_id": pa.array(self.match.pairs[1])}))
+                names.append("sel_pairs")
+                rows = con.sql(load_sql("profile_group_sums_labelsets")).fetchnumpy()
+        finally:
+            for n in names:
+                con.unregister(n)
+        col = np.searchsorted(self.profile_ids, rows["profile_id"].astype(np.int64))
+        np.add.at(out, (rows["grp"].astype(np.int64), col), rows["value"].astype(np.float64))
+        return out
 
 
-def select_per_profile(db: Database, d: Dictionaries, sel: Selection) -> PerProfile:
-    m = match_profiles(db, d, sel)
-    parts = m.profile_type.split(":")
-    st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
-    empty = np.zeros(0, np.int64)
-    if not len(m.profile_ids):
-        ss = StackSet(np.zeros(1, np.int64), np.zeros(0, np.int32), empty, FrameTable(), st, 0, 0, 0, 0, None)
-        return PerProfile(ss, empty, empty, empty, empty, empty, empty)
+def _profile_meta(db: Database, m: Matched) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, pprof totals, durations) of the matched profiles, by id."""
     con = db.con
     con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
     try:
-        meta = con.sql(load_sql("profiles_durations")).fetchnumpy()
-        if m.pairs is None:
-            rows = con.sql(load_sql("per_profile_by_stack")).fetchnumpy()
-        else:
-            con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
-                                                "labelset_id": pa.array(m.pairs[1])}))
-            try:
-                rows = con.sql(load_sql("per_profile_by_stack_labelsets")).fetchnumpy()
-            finally:
-                con.unregister("sel_pairs")
+        meta = con.sql(load_sql("profiles_meta")).fetchnumpy()
     finally:
         con.unregister("sel_profiles")
-    pids = meta["id"].astype(np.int64)
-    row_profile = np.searchsorted(pids, rows["profile_id"].astype(np.int64))
-    stack = rows["stack_id"].astype(np.int64)
-    value = rows["value"].astype(np.int64)
-    # stack ids are dense: a lookup table instead of a sort
-    present = np.zeros(int(stack.max()) + 1 if len(stack) else 0, bool)
-    present[stack] = True
+    ids = meta["id"].astype(np.int64)
+    totals = meta["total"].astype(np.int64)
+    if m.pairs is not None:   # only the samples whose labels passed count
+        con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
+                                            "labelset_id": pa.array(m.pairs[1])}))
+        try:
+            t = con.sql(load_sql("profile_totals_labelsets")).fetchnumpy()
+        finally:
+            con.unregister("sel_pairs")
+        totals = np.zeros(len(ids), np.int64)
+        totals[np.searchsorted(ids, t["profile_id"].astype(np.int64))] = t["total"].astype(np.int64)
+    return ids, totals, meta["duration_nanos"].astype(np.int64)
+
+
+def select_per_profile(db: Database, d: Dictionaries, sels: list[Selection]) -> list[PerProfile]:
+    """Each selection with its profiles kept apart; all results share one stack table."""
+    matches = [match_profiles(db, d, sel) for sel in sels]
+    merged = [merged_rows(db, m) if len(m.profile_ids) else None for m in matches]
+    # stack ids are dense: presence over a lookup table instead of a sort
+    top = max((int(r["stack_id"].max()) for r in merged if r is not None and len(r["stack_id"])), default=-1)
+    present = np.zeros(top + 1, bool)
+    for r in merged:
+        if r is not None:
+            present[r["stack_id"]] = True
     uniq = np.flatnonzero(present)
     remap = np.cumsum(present) - 1
-    row_stack = remap[stack]
-    per_stack = np.zeros(len(uniq), np.int64)
-    np.add.at(per_stack, row_stack, value)
-    totals = np.zeros(len(pids), np.int64)
-    np.add.at(totals, row_profile, rows["abs_value"].astype(np.int64))
-    offs, flat, frames = stacks_and_frames(db, uniq)
-    durations = meta["duration_nanos"].astype(np.int64)
-    ss = StackSet(offs, flat, per_stack, frames, st, int(totals.sum()), len(pids), int(durations.sum()),
-                  m.period, m.period_type)
-    return PerProfile(ss, row_stack, row_profile, value, pids, totals, durations)
+    if len(uniq):
+        offs, flat, frames = stacks_and_frames(db, uniq)
+    else:
+        offs, flat, frames = np.zeros(1, np.int64), np.zeros(0, np.int32), FrameTable()
+    out = []
+    for m, r in zip(matches, merged, strict=True):
+        parts = m.profile_type.split(":")
+        st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
+        per_stack = np.zeros(len(uniq), np.int64)
+        if r is None:
+            empty = np.zeros(0, np.int64)
+            ss = StackSet(offs, flat, per_stack, frames, st, 0, 0, 0, 0, None)
+            out.append(PerProfile(ss, uniq, empty, empty, empty))
+            continue
+        np.add.at(per_stack, remap[r["stack_id"]], r["value"].astype(np.int64))
+        ids, totals, durations = _profile_meta(db, m)
+        ss = StackSet(offs, flat, per_stack, frames, st, int(totals.sum()), len(ids), int(durations.sum()),
+                      m.period, m.period_type)
+        out.append(PerProfile(ss, uniq, ids, totals, durations, db, m))
+    return out

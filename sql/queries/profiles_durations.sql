@@ -1,2 +1,0 @@
--- Duration of each selected profile (temp table sel_profiles), by id.
-SELECT id, duration_nanos FROM profiles WHERE id IN (SELECT id FROM sel_profiles) ORDER BY id
