@@ -3,7 +3,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create_app", "decode", "Store", "Profile", "StackSet", "ProfscopeError"]
+__all__ = ["__version__", "create_app", "decode", "Store", "Profile", "StackSet", "ProfscopeError", "hookimpl"]
 
 
 def __getattr__(name: str):
@@ -23,4 +23,7 @@ def __getattr__(name: str):
     if name == "ProfscopeError":
         from .errors import ProfscopeError
         return ProfscopeError
+    if name == "hookimpl":
+        from .hookspecs import hookimpl
+        return hookimpl
     raise AttributeError(name)

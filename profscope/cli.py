@@ -17,6 +17,9 @@ COMMANDS: dict[str, str] = {
     "ingest": "profscope.commands.store_cmds:ingest",
     "export": "profscope.commands.store_cmds:export",
     "serve": "profscope.commands.serve:serve",
+    "analyze": "profscope.commands.plugins_cmds:analyze",
+    "plugins": "profscope.commands.plugins_cmds:plugins",
+    "record": "profscope.commands.record:record",
     "diff": "profscope.commands.diff:diff",
 }
 

@@ -22,7 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "max_concurrent_ingest": 64,  # requests waiting to ingest beyond this get 429
     "admin_token": "",            # when set, plugin upload/delete need "Authorization: Bearer <token>"
     "otlp_grpc_port": 4317,
-    "otlp_grpc": False,
+    "otlp_grpc": True,            # `profscope serve` also listens for OTLP profiles over gRPC
+    "plugins_allowlist": "",      # comma-separated entry-point plugin names to load; empty = all installed
+    "plugins_config": {},         # {plugin name: {setting: value}}; env PROFSCOPE_PLUGINS_CONFIG is JSON
 }
 
 
@@ -41,11 +43,21 @@ class Config:
         return {**self.values, "limits": asdict(self.limits)}
 
 
-def _coerce(raw: str, like: Any) -> Any:
+def _coerce(raw: str, like: Any, name: str = "value") -> Any:
     if isinstance(like, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(like, int):
         return int(raw)
+    if isinstance(like, dict):
+        try:
+            value = json.loads(raw)
+        except ValueError as e:
+            from .errors import BadInput
+            raise BadInput(f"{name} must be a JSON object, got {raw[:60]!r}: {e}") from None
+        if not isinstance(value, dict):
+            from .errors import BadInput
+            raise BadInput(f"{name} must be a JSON object, got {raw[:60]!r}")
+        return value
     return raw
 
 
@@ -62,7 +74,7 @@ def load_config(overrides: dict[str, Any] | None = None, env: dict[str, str] | N
     for key, default in DEFAULTS.items():
         raw = env.get("PROFSCOPE_" + key.upper())
         if raw is not None and raw != "":
-            values[key] = _coerce(raw, default)
+            values[key] = _coerce(raw, default, "PROFSCOPE_" + key.upper())
     limit_names = {f.name for f in fields(Limits)}
     for f in limit_names:
         raw = env.get("PROFSCOPE_" + f.upper())

@@ -77,6 +77,14 @@ class StoreError(ProfscopeError):
     exit_code = 3
 
 
+class PluginError(ProfscopeError):
+    """A plugin is broken: a misspelled hook at start-up, or an answer that breaks the hook's
+    contract (HTTP 500, exit 3). The message names the plugin."""
+    status = 500
+    kind = "plugin_error"
+    exit_code = 3
+
+
 def error_body(err: ProfscopeError) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": err.kind, "message": err.message}
     if err.details:

@@ -45,7 +45,7 @@ class FrameTable:
         return len(self.name)
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[str, str, str, int, int, int, str]]) -> "FrameTable":
+    def from_rows(cls, rows: list[tuple[str, str, str, int, int, int, str]]) -> FrameTable:
         """Rows of (name, system_name, file, line, start_line, address, mapping_file)."""
         if not rows:
             return cls()
@@ -55,13 +55,13 @@ class FrameTable:
 
     @classmethod
     def from_names(cls, names: list[str], files: list[str] | None = None,
-                   lines: list[int] | None = None) -> "FrameTable":
+                   lines: list[int] | None = None) -> FrameTable:
         n = len(names)
         return cls(list(names), [""] * n, list(files) if files else [""] * n,
                    np.array(lines if lines else [0] * n, np.int64), np.zeros(n, np.int64),
                    np.zeros(n, np.uint64), [""] * n)
 
-    def take(self, idx: np.ndarray) -> "FrameTable":
+    def take(self, idx: np.ndarray) -> FrameTable:
         ix = idx.tolist()
         return FrameTable([self.name[i] for i in ix], [self.system_name[i] for i in ix],
                           [self.file[i] for i in ix], self.line[idx], self.start_line[idx],
@@ -152,7 +152,7 @@ class StackSet:
         out[nz] = self.stack_frames[self.stack_offsets[:-1][nz]]
         return out
 
-    def subset(self, keep: np.ndarray) -> "StackSet":
+    def subset(self, keep: np.ndarray) -> StackSet:
         """Keep the stacks where the boolean mask ``keep`` is true (frames table shared)."""
         offs, frames = csr_take(self.stack_offsets, self.stack_frames, np.flatnonzero(keep))
         return StackSet(offs, frames, self.values[keep], self.frames, self.sample_type,

@@ -134,6 +134,7 @@ def test_openapi_documents_every_route(app):
 
 def test_multitenancy_isolation(tmp_path, data):
     from conftest import LiveServer
+
     from profscope.api import create_app
     app = create_app({"data_dir": str(tmp_path), "multitenancy": True})
     srv = LiveServer(app)

@@ -275,7 +275,7 @@ def test_select_per_profile_matches_select(tmp_path, data):
                                        1)[0].tolist()) == want        # CPU values are all positive
         # the noise test sees the same per-profile values from the store as from the files
         for metric in ("flat", "cum"):
-            opts = DiffOptions(metric=metric, min_share_pct=0.5)
+            opts = DiffOptions(metric=metric, min_share_pct=0.5, alpha=0.2)
             stored = diff(Side.from_selection(per), Side.from_selection(other), options=opts)
             files = [load(data, f) for f in CPU_FILES]
             direct = diff(files, files, options=opts)

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import DATA, pprof_files
 from pprof_oracle import have_go, pprof_top
+
 from profscope.cli import cli
 from profscope.formats import decode
 

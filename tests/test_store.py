@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pprof_oracle import have_go, pprof_top
+
 from profscope.analysis.stacks import profile_to_stackset
 from profscope.analysis.top import top_table
 from profscope.errors import BadInput
@@ -123,7 +123,7 @@ def test_failed_ingest_leaves_nothing(store, data):
 def test_write_failure_mid_transaction_rolls_back(store, data):
     p = load(data, "pprof/gp_sample.cpu.pb.gz")
     store.db.con.execute("DROP TABLE samples")   # the last insert of the transaction will fail
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="samples"):
         store.ingest(p, {"service_name": "a"})
     assert store.db.con.execute("SELECT count(*) FROM profiles").fetchall()[0][0] == 0
     assert store.db.con.execute("SELECT count(*) FROM frames").fetchall()[0][0] == 0
@@ -145,3 +145,23 @@ def test_property_store_round_trip_keeps_totals(tmp_path_factory, stacks):
         assert top_table(profile_to_stackset(again)).rows() == top_table(profile_to_stackset(p)).rows()
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("granularity", ["functions", "lines"])
+@pytest.mark.parametrize("max_nodes", [0, 40, 1000])
+def test_index_flamegraph_equals_tree_from_stacks(tmp_path, data, granularity, max_nodes):
+    """The call-path index gives exactly the tree built from the merged stacks, pruned alike."""
+    from profscope.analysis.tree import build_tree
+    s = Store(str(tmp_path))
+    for f in ("pprof/gp_sample.cpu.pb.gz", "pprof/parca_fib_bigint.cpu.pb.gz", "pprof/parca_alloc_objects.heap.pb.gz"):
+        s.ingest(load(data, f), {"service_name": f})
+    s.close()
+    s = Store(str(tmp_path))   # the index is rebuilt from the database on open
+    s.ingest(load(data, "pprof/gp_sample.cpu.pb.gz"), {"service_name": "again"})
+    for q in ("cpu", "alloc_objects", 'cpu{service_name="again"}'):
+        ss = s.select(Selection.from_query(q))
+        info, tree = s.select_tree(Selection.from_query(q), granularity, max_nodes)
+        tree.self_check()
+        assert tree.to_json() == build_tree([ss], granularity, max_nodes).to_json()
+        assert info.total == ss.total
+    s.close()

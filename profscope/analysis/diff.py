@@ -168,10 +168,10 @@ def diff(base: Side | list[StackSet], head: Side | list[StackSet], normalize: st
     share = 100.0 * gate / np.array([max(summaries[0].total, 1), max(summaries[1].total, 1)], np.float64)
 
     # significance on per-profile values of the relevant functions
-    method, note = _method(sides, options)
+    fam = _family(share, options)
+    method, note = _method(sides, options, len(fam))
     p_g, q_g, p_l, q_l = (np.full(nk, np.nan) for _ in range(4))
     if method == "mann-whitney":
-        fam = _family(share, options)
         if len(fam):
             mats = [_per_profile(s, off, fam, leaf, st_offs, st_keys, nk, options.metric, normalize)
                     for s, off in zip(sides, offsets, strict=True)]
@@ -179,10 +179,6 @@ def diff(base: Side | list[StackSet], head: Side | list[StackSet], normalize: st
                 if m.shape[1] < s.n_profiles:
                     warnings.append(f"{('base', 'head')[j]}: {s.n_profiles - m.shape[1]} profile(s) with a "
                                     f"zero {'total' if normalize == 'total' else 'duration'} left out of the test")
-            if min_p_value(mats[0].shape[1], mats[1].shape[1]) * len(fam) > options.alpha:
-                warnings.append(f"{mats[0].shape[1]} base and {mats[1].shape[1]} head profiles cannot show "
-                                f"significance over {len(fam)} tested functions at alpha {options.alpha:g}; "
-                                "give more profiles per side (8 or more is a good start)")
             p_g[fam] = mann_whitney(mats[0], mats[1], "greater")
             p_l[fam] = mann_whitney(mats[0], mats[1], "less")
             q_g[fam] = benjamini_hochberg(p_g[fam])
@@ -259,17 +255,25 @@ def _flat(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, nk: int) -> tup
     return flat, leaf
 
 
-def _method(sides: list[Side], o: DiffOptions) -> tuple[str, str]:
+def _method(sides: list[Side], o: DiffOptions, n_tests: int) -> tuple[str, str]:
+    """The rank test when it can show significance: the smallest p-value the profile counts allow,
+    times the number of tested functions (Benjamini-Hochberg's bar for one regression), must be
+    within alpha. Otherwise thresholds decide, and the note says why."""
     nb, nh = sides[0].n_profiles, sides[1].n_profiles
-    if nb >= 2 and nh >= 2 and min_p_value(nb, nh) <= o.alpha:
+    m = max(n_tests, 1)
+    if nb >= 2 and nh >= 2 and min_p_value(nb, nh) * m <= o.alpha:
         return "mann-whitney", (f"one-sided Mann-Whitney U test on per-profile values ({nb} base, {nh} head "
-                                f"profiles), Benjamini-Hochberg false discovery rate {o.alpha:g}")
-    why = ("one profile per side" if nb == 1 and nh == 1 else
-           f"{nb} base and {nh} head profiles are too few for a rank test at alpha {o.alpha:g}")
+                                f"profiles, {n_tests} functions tested), Benjamini-Hochberg false discovery "
+                                f"rate {o.alpha:g}")
+    if nb == 1 and nh == 1:
+        why = "one profile per side"
+    else:
+        why = (f"{nb} base and {nh} head profiles are too few for a rank test over {m} function(s) at alpha "
+               f"{o.alpha:g} (smallest possible p-value {min_p_value(nb, nh):.2g})")
     return "threshold", (f"{why}: noise cannot be estimated, so the decision uses thresholds only "
                          f"(change >= {o.threshold_pct:g}%, share >= {o.min_share_pct:g}%, "
-                         f"delta >= {o.min_delta_pct:g}% of the base total); give several profiles per "
-                         "side for a significance test")
+                         f"delta >= {o.min_delta_pct:g}% of the base total); give more profiles per "
+                         "side (8 or more) for a significance test")
 
 
 def _family(share: np.ndarray, o: DiffOptions) -> np.ndarray:

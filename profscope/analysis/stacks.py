@@ -77,7 +77,7 @@ class TagFilter:
     negate: bool = False
 
     @classmethod
-    def parse(cls, text: str, negate: bool = False) -> "TagFilter":
+    def parse(cls, text: str, negate: bool = False) -> TagFilter:
         if "=" not in text:
             raise BadInput(f"tag filter {text!r} must look like key=regex or key=min:max")
         k, v = text.split("=", 1)
@@ -221,8 +221,11 @@ def profile_to_stackset(profile: Profile, sample_type: str | None = None,
     labels = profile.sample_labels
     # pprof total: samples merged by (stack, labels), then sum of absolute values; filters
     # (tag or frame) keep the total of the whole profile, as pprof does
-    _, _, by_stack_label, _ = merge_rows(offs, flat, v, extra_key=labels)
-    total = int(np.abs(by_stack_label).sum())
+    if (v < 0).any():
+        _, _, by_stack_label, _ = merge_rows(offs, flat, v, extra_key=labels)
+        total = int(np.abs(by_stack_label).sum())
+    else:
+        total = int(v.sum())
     mask = label_mask(profile, list(filters.tags))
     if mask is not None:
         rows = np.flatnonzero(mask)

@@ -41,10 +41,34 @@ def flat_cum(ss: StackSet, granularity: str = "functions") -> tuple[list[str], n
     nonempty = lens > 0
     leaf_keys = keys[ss.stack_frames[ss.stack_offsets[:-1][nonempty]]]
     np.add.at(flat, leaf_keys, ss.values[nonempty])
-    stack_idx = ss.stack_index()
-    pair = np.unique(stack_idx * nk + keys[ss.stack_frames].astype(np.int64))
-    np.add.at(cum, pair % nk, ss.values[pair // nk])
+    kflat = keys[ss.stack_frames]
+    for rows, mat in _padded_by_length(ss.stack_offsets, kflat):
+        # each function counts once per stack: sort every row, keep the first of equal runs
+        mat.sort(axis=1)
+        first = mat >= 0
+        first[:, 1:] &= mat[:, 1:] != mat[:, :-1]
+        r, c = np.nonzero(first)
+        np.add.at(cum, mat[r, c], ss.values[rows[r]])
     return names, flat, cum
+
+
+def _padded_by_length(offsets: np.ndarray, flat: np.ndarray):
+    """Rows of a CSR array as -1-padded matrices, bucketed by length (powers of two) so the
+    padding at most doubles the size. Yields (row indices, matrix)."""
+    lens = np.diff(offsets)
+    bucket = np.zeros(len(lens), np.int64)
+    nz = lens > 0
+    bucket[nz] = np.ceil(np.log2(lens[nz])).astype(np.int64)
+    for b in np.unique(bucket[nz]):
+        rows = np.flatnonzero(nz & (bucket == b))
+        width = 1 << int(b)
+        rl = lens[rows]
+        mat = np.full((len(rows), width), -1, np.int64)
+        r = np.repeat(np.arange(len(rows)), rl)
+        start = np.repeat(offsets[:-1][rows], rl)
+        c = np.arange(len(r)) - np.repeat(np.cumsum(rl) - rl, rl)
+        mat[r, c] = flat[start + c]
+        yield rows, mat
 
 
 def top_table(ss: StackSet, granularity: str = "functions") -> TopTable:

@@ -80,19 +80,17 @@ def _tree_from_stacks(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, kna
     n_st = len(offs) - 1
     kcols = vals.shape[1]
     lens = np.diff(offs)
-    # root-first positions: depth d of stack s is kflat[offs[s+1]-1-d]
-    depth = np.arange(len(kflat), dtype=np.int64) - np.repeat(offs[:-1], lens)   # leaf-first rank
-    depth = np.repeat(lens, lens) - 1 - depth                                      # root-first depth
+    npos = len(kflat)
+    # root-first slots: slot offs[s] + d holds depth d of stack s, taken from the leaf-first layout
     sidx = np.repeat(np.arange(n_st), lens)
-    # prefix hash of each position: sum over j <= d of mix(key_j) * P[j], in root-first order
-    order = np.lexsort((depth, sidx))                 # stack-major, root first
-    kd = kflat[order].astype(np.uint64)
-    dd = depth[order]
+    dd = np.arange(npos, dtype=np.int64) - offs[:-1][sidx]
+    slen = lens[sidx]
+    kd = kflat[offs[:-1][sidx] + slen - 1 - dd].astype(np.uint64)
     with np.errstate(over="ignore"):
+        # prefix hash of each slot: sum over j <= d of mix(key_j) * P[j]
         terms = _mix(kd + np.uint64(1)) * _POS_MIX[dd % len(_POS_MIX)] + dd.astype(np.uint64)
         csum = np.cumsum(terms, dtype=np.uint64)
-        starts = np.repeat(offs[:-1], lens)
-        base = np.concatenate([np.zeros(1, np.uint64), csum])[starts]
+        base = np.concatenate([np.zeros(1, np.uint64), csum])[offs[:-1][sidx]]
         prefix = _mix((csum - base) ^ _mix(dd.astype(np.uint64)))
     uniq, first, inv = np.unique(prefix, return_index=True, return_inverse=True)
     n = len(uniq) + 1                       # + root
@@ -102,28 +100,76 @@ def _tree_from_stacks(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, kna
     nkey = np.full(n, -1, np.int64)
     nkey[1:] = kd[first].astype(np.int64)
     nparent = np.zeros(n, np.int64)
-    # parent of a position = node of the previous position in the same stack (or root)
+    # parent of a slot = node of the previous slot in the same stack (or the root)
     prev_node = np.concatenate([[0], node[:-1]])
     prev_node[dd == 0] = 0
     nparent[node] = prev_node
     nparent[0] = -1
     total = np.zeros((n, kcols), np.int64)
     selfv = np.zeros((n, kcols), np.int64)
-    sv = vals[sidx[order]]
+    sv = vals[sidx]
     np.add.at(total, node, sv)
-    leaf_pos = np.flatnonzero(dd == np.repeat(lens, lens)[order] - 1) if len(dd) else np.zeros(0, np.int64)
-    np.add.at(selfv, node[leaf_pos], sv[leaf_pos])
-    # empty stacks count at the root
-    empty = lens == 0
+    leaf = dd == slen - 1
+    np.add.at(selfv, node[leaf], sv[leaf])
+    empty = lens == 0            # empty stacks count at the root
     if empty.any():
         selfv[0] += vals[empty].sum(axis=0)
     total[0] = vals.sum(axis=0)
     names = ["total"] + list(knames)
     name = np.where(nkey >= 0, nkey + 1, 0)
-    tree = _preorder(nparent, ndepth, name, names, selfv, total)
-    if max_nodes and tree.n_nodes > max_nodes:
-        tree = prune(tree, max_nodes)
-    return tree
+    if max_nodes and n > max_nodes:
+        # prune before ordering: only the kept nodes (and their "other" children) are sorted
+        nparent, ndepth, name, selfv, total, names = _prune_arrays(nparent, ndepth, name, names, selfv,
+                                                                   total, max_nodes)
+    return _preorder(nparent, ndepth, name, names, selfv, total)
+
+
+def _prune_arrays(parent, depth, name, names, selfv, total, max_nodes: int):
+    """Keep the ``max_nodes`` largest nodes by |total| (whose ancestors are kept); what a kept node
+    loses is merged into one ``other`` child of it."""
+    n = len(parent)
+    weight = np.abs(total).max(axis=1)
+    maxd = int(depth.max())
+    by_depth = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[by_depth], np.arange(maxd + 2))
+    # ties are broken by a hash of the node's name path, so the result depends on content only,
+    # not on how the nodes happen to be numbered
+    used = np.unique(name)
+    rank_of = np.zeros(max(len(names), int(name.max()) + 1), np.uint64)
+    rank_of[used[np.argsort(np.array([names[i] for i in used], dtype=object), kind="stable")]] = \
+        np.arange(1, len(used) + 1, dtype=np.uint64)
+    path = np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        for d in range(1, maxd + 1):
+            ids = by_depth[bounds[d]:bounds[d + 1]]
+            path[ids] = _mix(path[parent[ids]] * np.uint64(0x100000001B3) + rank_of[name[ids]])
+    order = np.lexsort((path, depth, -weight))
+    keep = np.zeros(n, bool)
+    keep[order[:max_nodes]] = True
+    keep[0] = True
+    for d in range(1, maxd + 1):
+        ids = by_depth[bounds[d]:bounds[d + 1]]
+        keep[ids] &= keep[parent[ids]]
+    dropped = np.flatnonzero(~keep)
+    dropped_top = dropped[keep[parent[dropped]]]
+    lost = np.zeros((n, total.shape[1]), np.int64)
+    np.add.at(lost, parent[dropped_top], total[dropped_top])
+    kept = np.flatnonzero(keep)
+    names = list(names)
+    if OTHER not in names:
+        names.append(OTHER)
+    other_name = names.index(OTHER)
+    has_other = kept[np.abs(lost[kept]).sum(axis=1) > 0]
+    remap = np.full(n, -1, np.int64)
+    remap[kept] = np.arange(len(kept))
+    nk = len(kept)
+    new_parent = np.empty(nk + len(has_other), np.int64)
+    new_parent[:nk] = np.where(parent[kept] >= 0, remap[np.maximum(parent[kept], 0)], -1)
+    new_parent[nk:] = remap[has_other]
+    new_depth = np.concatenate([depth[kept], depth[has_other] + 1]).astype(np.int64)
+    new_name = np.concatenate([name[kept], np.full(len(has_other), other_name)]).astype(np.int64)
+    return (new_parent, new_depth, new_name, np.concatenate([selfv[kept], lost[has_other]]),
+            np.concatenate([total[kept], lost[has_other]]), names)
 
 
 def _preorder(parent, depth, name, names, selfv, total) -> Tree:
@@ -135,7 +181,9 @@ def _preorder(parent, depth, name, names, selfv, total) -> Tree:
     name_rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
     size = np.ones(n, np.int64)
     maxd = int(depth.max())
-    by_depth = [np.flatnonzero(depth == d) for d in range(maxd + 1)]
+    srt = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[srt], np.arange(maxd + 2))
+    by_depth = [srt[bounds[d]:bounds[d + 1]] for d in range(maxd + 1)]
     for d in range(maxd, 0, -1):
         ids = by_depth[d]
         np.add.at(size, parent[ids], size[ids])
@@ -160,37 +208,82 @@ def _preorder(parent, depth, name, names, selfv, total) -> Tree:
 
 
 def prune(tree: Tree, max_nodes: int) -> Tree:
-    """Keep the ``max_nodes`` largest nodes (by total of the first column, ties in pre-order);
-    what each kept node loses is merged into one ``other`` child of it."""
-    n = tree.n_nodes
-    weight = np.abs(tree.total).max(axis=1)
-    order = np.lexsort((np.arange(n), -weight))
-    keep = np.zeros(n, bool)
-    keep[order[:max_nodes]] = True
-    keep[0] = True
-    # a node survives only if its parent does (totals shrink with depth, so this rarely bites)
-    for d in range(1, int(tree.depth.max()) + 1):
-        ids = np.flatnonzero(tree.depth == d)
-        keep[ids] &= keep[tree.parent[ids]]
-    dropped = np.flatnonzero(~keep)
-    dropped_top = dropped[keep[tree.parent[dropped]]]
-    lost = np.zeros_like(tree.total)
-    np.add.at(lost, tree.parent[dropped_top], tree.total[dropped_top])
-    kept = np.flatnonzero(keep)
-    names = list(tree.names)
-    if OTHER not in names:
-        names.append(OTHER)
-    other_name = names.index(OTHER)
-    has_other = kept[np.abs(lost[kept]).sum(axis=1) > 0]
-    remap = np.full(n, -1, np.int64)
-    remap[kept] = np.arange(len(kept))
-    nk = len(kept)
-    m = nk + len(has_other)
-    parent = np.empty(m, np.int64)
-    parent[:nk] = np.where(tree.parent[kept] >= 0, remap[np.maximum(tree.parent[kept], 0)], -1)
-    parent[nk:] = remap[has_other]
-    depth = np.concatenate([tree.depth[kept], tree.depth[has_other] + 1]).astype(np.int64)
-    name = np.concatenate([tree.name[kept], np.full(len(has_other), other_name)]).astype(np.int64)
-    selfv = np.concatenate([tree.self_[kept], lost[has_other]])
-    total = np.concatenate([tree.total[kept], lost[has_other]])
-    return _preorder(parent, depth, name, names, selfv, total)
+    """A pruned copy of ``tree`` (see :func:`_prune_arrays`)."""
+    parts = _prune_arrays(tree.parent.astype(np.int64), tree.depth.astype(np.int64), tree.name.astype(np.int64),
+                          tree.names, tree.self_, tree.total, max_nodes)
+    return _preorder(*parts[:3], parts[5], parts[3], parts[4])
+
+
+def ancestors_closure(node_parent: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+    """Sorted ids of ``leaves`` and all their ancestors (one vectorized step per depth level)."""
+    mark = np.zeros(len(node_parent), bool)
+    cur = np.unique(leaves)
+    while len(cur):
+        mark[cur] = True
+        cur = np.unique(node_parent[cur])
+        cur = cur[cur >= 0]
+        cur = cur[~mark[cur]]
+    return np.flatnonzero(mark)
+
+
+def tree_from_nodes(node_parent: np.ndarray, node_frame: np.ndarray, node_depth: np.ndarray,
+                    leaf_nodes: np.ndarray, vals: np.ndarray, frame_key: np.ndarray, knames: list[str],
+                    max_nodes: int = 0, touched: np.ndarray | None = None) -> Tree:
+    """Flame graph from a global call-path tree (``node_parent``/``node_frame``, node 0 = root)
+    and values landing on ``leaf_nodes``. Work is proportional to the nodes the values touch.
+
+    ``frame_key[f]`` maps a frame id to a name index at the wanted granularity; sibling nodes
+    whose frames share a name are merged."""
+    vals = vals.reshape(len(leaf_nodes), -1)
+    k = vals.shape[1]
+    # 1. touched nodes: the leaves and all their ancestors
+    if touched is None:
+        touched = ancestors_closure(node_parent, leaf_nodes)
+    local = np.full(len(node_parent), -1, np.int64)
+    local[touched] = np.arange(len(touched))
+    depth = node_depth[touched].astype(np.int64)
+    parent_g = node_parent[touched]
+    parent = np.where(parent_g >= 0, local[np.maximum(parent_g, 0)], -1)
+    selfv = np.zeros((len(touched), k), np.int64)
+    np.add.at(selfv, local[leaf_nodes], vals)
+    # 2. re-key by name at this granularity, merging siblings of the same name, root first
+    key = np.full(len(touched), -1, np.int64)
+    nz = depth > 0
+    key[nz] = frame_key[node_frame[touched][nz]]
+    order = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
+    new_id = np.zeros(len(touched), np.int64)
+    n_new = 1                                   # new node 0 = root (touched[0] is the root)
+    new_parent = [np.array([-1], np.int64)]
+    new_key = [np.array([-1], np.int64)]
+    new_depth = [np.array([0], np.int64)]
+    nk = max(len(knames), 1)
+    for d in range(1, len(bounds) - 1):
+        ids = order[bounds[d]:bounds[d + 1]]
+        if not len(ids):
+            continue
+        pair = new_id[parent[ids]] * nk + key[ids]
+        u, inv = np.unique(pair, return_inverse=True)
+        new_id[ids] = n_new + inv
+        new_parent.append(u // nk)
+        new_key.append(u % nk)
+        new_depth.append(np.full(len(u), d, np.int64))
+        n_new += len(u)
+    nparent = np.concatenate(new_parent)
+    nkey = np.concatenate(new_key)
+    ndepth = np.concatenate(new_depth)
+    nself = np.zeros((n_new, k), np.int64)
+    np.add.at(nself, new_id, selfv)
+    # 3. totals flow up one depth level at a time
+    total = nself.copy()
+    o2 = np.argsort(ndepth, kind="stable")
+    b2 = np.searchsorted(ndepth[o2], np.arange(int(ndepth.max()) + 2))
+    for d in range(int(ndepth.max()), 0, -1):
+        ids = o2[b2[d]:b2[d + 1]]
+        np.add.at(total, nparent[ids], total[ids])
+    names = ["total"] + list(knames)
+    name = np.where(nkey >= 0, nkey + 1, 0)
+    if max_nodes and n_new > max_nodes:
+        nparent, ndepth, name, nself, total, names = _prune_arrays(nparent, ndepth, name, names, nself,
+                                                                   total, max_nodes)
+    return _preorder(nparent, ndepth, name, names, nself, total)

@@ -20,6 +20,11 @@ from ..errors import ProfscopeError, error_body
 BLUEPRINTS = [
     "profscope.api.profiles:bp",
     "profscope.api.meta:bp",
+    "profscope.api.analyze:bp",
+    "profscope.api.web:bp",
+    "profscope.api.pyroscope:bp",
+    "profscope.api.querier:bp",
+    "profscope.api.otlp:bp",
     "profscope.api.diff:bp",
 ]
 
@@ -49,11 +54,12 @@ def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
         mod, attr = spec.split(":")
         app.register_blueprint(getattr(importlib.import_module(mod), attr))
     _register_errors(app)
+    from ..plugins import register_routes
     try:
-        from ..plugins import register_routes
-        register_routes(app)
-    except ImportError:
-        pass
+        register_routes(app)   # the app's plugin manager, and the plugins' routes
+    except BaseException:      # e.g. a misspelled hook: do not leave the store open
+        store.close()
+        raise
     return app
 
 

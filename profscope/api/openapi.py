@@ -49,7 +49,7 @@ def _errors(*codes: int) -> dict:
 PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/ingest": {"post": {
         "summary": "Upload one profile (pprof, folded, speedscope; gzip or raw; format sniffed)",
-        "parameters": [TENANT, _q("format", "pprof | folded | speedscope (default: sniffed)"),
+        "parameters": [TENANT, _q("format", "pprof | folded | speedscope, or a format added by a plugin (default: sniffed)"),
                        _q("service", "service_name label"), _q("label", "k=v (repeatable)", many=True),
                        _q("labels", '{k="v", ...}'), _q("name", "__name__ of the series (default from sample type)"),
                        _q("sample_rate", "Hz, for folded input: adds cpu:nanoseconds", schema={"type": "integer"})],
@@ -71,7 +71,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/export": {"get": {
         "summary": "Export a selection as pprof (gzipped), speedscope JSON or folded text",
         "parameters": [TENANT, *SELECTION_PARAMS, *VIEW_PARAMS,
-                       _q("format", "pprof | speedscope | folded", schema={"type": "string", "enum": ["pprof", "speedscope", "folded"]})],
+                       _q("format", "pprof | speedscope | folded, or an export format added by a plugin (default pprof)")],
         "responses": {"200": {"description": "the profile", "content": {
             "application/octet-stream": {}, "application/json": {}, "text/plain": {}}}, **_errors(400, 401)}}},
     "/api/v1/profile_types": {"get": {
@@ -103,6 +103,16 @@ PATHS: dict[str, dict[str, Any]] = {
                       **_errors(400, 401)}}},
     "/api/v1/stats": {"get": {"summary": "Store statistics (rows, dictionaries, bytes on disk)",
                               "responses": {"200": _ok("stats")}}},
+    "/api/v1/analyze": {"get": {
+        "summary": "Findings of every analyzer plugin on the flame graph of a selection; with base_query, "
+                   "the diff analyzers on the union tree of the baseline and the selection",
+        "parameters": [TENANT, *SELECTION_PARAMS, *VIEW_PARAMS,
+                       _q("analyzer", "run only these analyzer plugins (repeatable; default: all)", many=True),
+                       _q("base_query", "baseline selection for a comparison (its type defaults to query's)"),
+                       _q("base_from", "baseline start (default: from)"),
+                       _q("base_until", "baseline end (default: until)")],
+        "responses": {"200": _ok("findings and per-plugin errors", {"$ref": "#/components/schemas/Analysis"}),
+                      **_errors(400, 401)}}},
     "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok("OpenAPI 3.1")}}},
 }
 
@@ -158,6 +168,18 @@ SCHEMAS: dict[str, Any] = {
         "profile_type": {"type": ["string", "null"]}, "sample_type": {"type": "string"}, "unit": {"type": "string"},
         "total": {"type": "integer"}, "profiles": {"type": "integer"}, "duration_nanos": {"type": "integer"},
         "nodes": {"type": "integer"}, "flamegraph": {"$ref": "#/components/schemas/Node"}}},
+    "Finding": {"type": "object", "required": ["severity", "title", "message", "plugin"], "properties": {
+        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+        "title": {"type": "string"}, "message": {"type": "string"}, "function": {"type": "string"},
+        "value": {"type": "number"}, "share": {"type": "number"}, "plugin": {"type": "string"}}},
+    "PluginError": {"type": "object", "required": ["plugin", "kind", "error"], "properties": {
+        "plugin": {"type": "string"}, "kind": {"type": "string"}, "error": {"type": "string"}}},
+    "Analysis": {"type": "object", "properties": {
+        "profile_type": {"type": ["string", "null"]}, "sample_type": {"type": "string"}, "unit": {"type": "string"},
+        "total": {"type": "integer"}, "profiles": {"type": "integer"}, "nodes": {"type": "integer"},
+        "analyzers": {"type": "array", "items": {"type": "string"}},
+        "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/PluginError"}}}},
     "Top": {"type": "object", "properties": {
         "sample_type": {"type": "string"}, "unit": {"type": "string"}, "total": {"type": "integer"},
         "rows": {"type": "array", "items": {"type": "object", "properties": {

@@ -70,6 +70,14 @@ def selection(query_param: str = "query") -> Selection:
     return Selection(ptype, tuple(matchers), start, end, tenant())
 
 
+def view():
+    """How to look at a selection: granularity, focus/ignore regexes, max_nodes (capped)."""
+    from ..query.engine import View
+    st = state()
+    return View(granularity(), arg("focus", default=None), arg("ignore", default=None),
+                int_arg("max_nodes", st.config["max_nodes"], 1, st.config["max_nodes_cap"]))
+
+
 def granularity() -> str:
     g = arg("granularity", default="functions")
     if g not in GRANULARITIES:

@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..errors import BadInput, Overloaded
 from ..query import engine
-from .params import arg, granularity, int_arg, labels_from_args, selection, state, tenant
+from .params import arg, int_arg, labels_from_args, selection, state, tenant, view
 
 bp = Blueprint("profiles", __name__, url_prefix="/api/v1")
 
@@ -21,6 +21,7 @@ def _body() -> bytes:
 def ingest():
     """Upload one profile in any supported format; labels as parameters."""
     from ..formats import decode
+    from ..plugins import app_plugin_manager, transform_profile
     st = state()
     fmt = arg("format", default=None)
     rate = int_arg("sample_rate", 0, 0, 10**6) or None
@@ -32,9 +33,11 @@ def ingest():
     if not st.ingest_slots.acquire(blocking=False):
         raise Overloaded("too many ingest requests in flight; retry later")
     try:
-        profile = decode(data, fmt, st.limits, sample_rate=rate)
+        pm = app_plugin_manager()
+        profile = decode(data, fmt, st.limits, sample_rate=rate, plugins=pm)
         if arg("name", default=None):
             labels["__name__"] = arg("name")
+        profile = transform_profile(profile, labels, pm)
         result = st.store.ingest(profile, labels, t)
     finally:
         st.ingest_slots.release()
@@ -44,16 +47,10 @@ def ingest():
     return jsonify(body), 201
 
 
-def _view() -> engine.View:
-    st = state()
-    return engine.View(granularity(), arg("focus", default=None), arg("ignore", default=None),
-                       int_arg("max_nodes", st.config["max_nodes"], 1, st.config["max_nodes_cap"]))
-
-
 @bp.get("/flamegraph")
 def flamegraph():
     sel = selection()
-    ss, tree = engine.flamegraph(state().store, sel, _view())
+    ss, tree = engine.flamegraph(state().store, sel, view())
     body = engine.describe(ss, sel)
     body["nodes"] = tree.n_nodes
     body["flamegraph"] = tree.to_json()
@@ -63,9 +60,9 @@ def flamegraph():
 @bp.get("/top")
 def top():
     sel = selection()
-    view = _view()
+    v = view()
     limit = int_arg("limit", 100, 0, 1_000_000)
-    table = engine.top(state().store, sel, view)
+    table = engine.top(state().store, sel, v)
     body = table.to_json(limit)
     body["profile_type"] = sel.profile_type
     body["rows_total"] = len(table.names)
@@ -74,13 +71,10 @@ def top():
 
 @bp.get("/export")
 def export():
-    from ..formats.exporters import EXPORT_FORMATS, export as do_export
-    fmt = arg("format", default="pprof")
-    if fmt not in EXPORT_FORMATS:
-        raise BadInput(f"format {fmt!r} is not one of: {', '.join(EXPORT_FORMATS)}")
+    from ..formats.exporters import exporter_for
+    from ..plugins import app_plugin_manager
+    exporter = exporter_for(arg("format", default="pprof"), app_plugin_manager())   # unknown: 400 with the choices
     sel = selection()
-    ss = engine.stackset(state().store, sel, _view())
-    body, ctype = do_export(ss, fmt)
-    ext = {"pprof": "pb.gz", "speedscope": "speedscope.json", "folded": "txt"}[fmt]
-    return Response(body, content_type=ctype,
-                    headers={"Content-Disposition": f'attachment; filename="profile.{ext}"'})
+    ss = engine.stackset(state().store, sel, view())
+    return Response(exporter.render(ss), content_type=exporter.content_type,
+                    headers={"Content-Disposition": f'attachment; filename="profile.{exporter.extension}"'})

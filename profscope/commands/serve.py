@@ -11,15 +11,27 @@ import click
               help="directory of the DuckDB store (also PROFSCOPE_DATA_DIR)")
 @click.option("--threads", default=None, type=int, help="WSGI worker threads (default 8)")
 @click.option("--multitenancy/--no-multitenancy", default=None, help="require X-Scope-OrgID")
-def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None):
+@click.option("--otlp-grpc/--no-otlp-grpc", "otlp_grpc", default=None,
+              help="also accept OTLP profiles over gRPC (default on)")
+@click.option("--otlp-grpc-port", default=None, type=int, help="port of the OTLP gRPC listener (default 4317)")
+def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None,
+          otlp_grpc: bool | None, otlp_grpc_port: int | None):
     """Run the profscope server (HTTP API, Pyroscope-compatible endpoints)."""
     import waitress
 
     from ..api import create_app
     from ..config import load_config
     cfg = load_config({"data_dir": data_dir, "host": host, "port": port, "threads": threads,
-                       "multitenancy": multitenancy})
+                       "multitenancy": multitenancy, "otlp_grpc": otlp_grpc, "otlp_grpc_port": otlp_grpc_port})
     app = create_app(cfg)
+    if cfg["otlp_grpc"]:
+        from ..wire.grpc_server import start_grpc_server
+        try:
+            _server, bound = start_grpc_server(app, host, cfg["otlp_grpc_port"])
+            click.echo(f"profscope OTLP gRPC on {host}:{bound}", err=True)
+        except OSError as e:   # HTTP (and OTLP over HTTP) still serve
+            click.echo(f"warning: OTLP gRPC listener not started ({e}); choose another port with "
+                       "--otlp-grpc-port or turn it off with --no-otlp-grpc", err=True)
     click.echo(f"profscope serving on http://{host}:{port} (data in {data_dir})", err=True)
     waitress.serve(app, host=host, port=port, threads=cfg["threads"], ident="profscope",
                    max_request_body_size=cfg.limits.max_body_bytes, connection_limit=1000,

@@ -48,7 +48,8 @@ def http(method: str, url: str, data: bytes | None = None, headers: dict | None 
 @click.option("--server", default=None, help="URL of a running profscope server instead of a local store")
 @click.option("--service", default=None, help="service_name label")
 @click.option("--label", "labels", multiple=True, help="k=v series label (repeatable)")
-@click.option("--format", "fmt", type=click.Choice(["pprof", "folded", "speedscope"]), default=None)
+@click.option("--format", "fmt", default=None,
+              help="pprof, folded, speedscope or a plugin's format (default: sniffed)")
 @click.option("--tenant", default="anonymous", show_default=True)
 def ingest(files, data_dir, server, service, labels, fmt, tenant):
     """Store profile files (whole or not at all, file by file)."""
@@ -68,20 +69,30 @@ def ingest(files, data_dir, server, service, labels, fmt, tenant):
             click.echo(f"{f}: stored {res['samples']} samples as {', '.join(res['profile_types'])}")
         return 0
     from ..formats import decode
+    from ..plugins import transform_profile
     from ..store import Store
     store = Store(data_dir)
     try:
+        # decode every file first: the command stores all of them or none
+        items = []
         for f in files:
             try:
                 with open(f, "rb") as fh:
                     p = decode(fh.read(), fmt, store.limits)
-                res = store.ingest(p, lab, tenant)
+                file_labels = dict(lab)
+                items.append((f, transform_profile(p, file_labels), file_labels))
             except OSError as e:
                 raise BadInput(f"cannot read {f}: {e.strerror}") from None
             except ProfscopeError as e:
                 e.message = f"{f}: {e.message}"
                 raise
-            click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
+        for start in range(0, len(items), 64):
+            chunk = items[start:start + 64]
+            results = store.ingest_many([(p, labels) for _, p, labels in chunk], tenant)
+            for (f, p, _), res in zip(chunk, results, strict=True):
+                for w in p.warnings:
+                    click.echo(f"{f}: warning: {w}", err=True)
+                click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
     finally:
         store.close()
     return 0
@@ -91,7 +102,8 @@ def ingest(files, data_dir, server, service, labels, fmt, tenant):
 @click.option("--query", "query", default="", help='selection: type{labels}, e.g. cpu{service_name="api"}')
 @click.option("--from", "start", default=None)
 @click.option("--until", "end", default=None)
-@click.option("--format", "fmt", type=click.Choice(["pprof", "speedscope", "folded"]), default="pprof", show_default=True)
+@click.option("--format", "fmt", default="pprof", show_default=True,
+              help="pprof, speedscope, folded or a plugin's export format")
 @click.option("-o", "--output", default="-", help="file to write (default stdout)")
 @click.option("--data-dir", envvar="PROFSCOPE_DATA_DIR", default=None)
 @click.option("--server", default=None, help="URL of a running profscope server")

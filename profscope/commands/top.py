@@ -47,8 +47,8 @@ def load_stackset(files: tuple[str, ...], sample_type: str | None, focus: str | 
 @click.option("--ignore", help="drop samples with a frame matching this regex")
 @click.option("--tagfocus", "tags", multiple=True, help="key=regex or key=min:max on sample labels")
 @click.option("--tagignore", "tag_ignore", multiple=True, help="key=regex: drop matching samples")
-@click.option("--format", "fmt", type=click.Choice(["pprof", "folded", "speedscope"]),
-              help="input format (sniffed from the bytes by default)")
+@click.option("--format", "fmt", help="input format: pprof, folded, speedscope or a plugin's "
+              "(sniffed from the bytes by default)")
 @click.option("--limit", default=20, show_default=True, help="rows to print; 0 means every row")
 @click.option("--json", "as_json", is_flag=True, help="print JSON: sample_type, unit, total, rows")
 def top(files, sample_type, granularity, focus, ignore, tags, tag_ignore, fmt, limit, as_json):

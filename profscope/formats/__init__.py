@@ -1,20 +1,36 @@
 """Decoders: bytes in, canonical :class:`~profscope.model.Profile` out. No other I/O.
 
-``decode(data, fmt=None)`` sniffs the format from the bytes unless one is given. Built-in
-decoders are registered as plugins (see :mod:`profscope.plugins`); third-party ones join
-through the ``profscope_decode`` hook.
+``decode(data, fmt=None)`` sniffs the format from the bytes unless one is given. The built-in
+decoders are offered as a plugin too (see :mod:`profscope.plugins`); third-party formats join
+through the ``profscope_decoders`` and ``profscope_sniff`` hooks.
 """
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..errors import BadInput, UnsupportedFormat
+from ..errors import BadInput, MalformedProfile, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile
 from .compression import maybe_gunzip
 
+if TYPE_CHECKING:
+    from pluggy import PluginManager
+
 FORMAT_NAMES = ("pprof", "folded", "speedscope")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What a decoder is told besides the bytes."""
+    limits: Limits = DEFAULT_LIMITS
+    sample_rate: int | None = None    # Hz, for formats that carry counts only (folded)
+
+
+# decoder(gunzipped bytes, options) -> Profile; plugins return these from profscope_decoders
+Decoder = Callable[[bytes, DecodeOptions], Profile]
 
 
 def detect_format(raw: bytes) -> str:
@@ -48,42 +64,61 @@ def detect_format(raw: bytes) -> str:
     return "pprof"
 
 
+def _pprof(data: bytes, options: DecodeOptions) -> Profile:
+    from .pprof import decode_pprof
+    return decode_pprof(data, options.limits)
+
+
+def _folded(data: bytes, options: DecodeOptions) -> Profile:
+    from .folded import decode_folded
+    return decode_folded(data, options.sample_rate)
+
+
+def _speedscope(data: bytes, options: DecodeOptions) -> Profile:
+    from .speedscope import decode_speedscope
+    return decode_speedscope(data)
+
+
+# The built-in decoders. The built-in formats plugin (profscope.builtin_plugins.formats) offers
+# exactly this table through the ``profscope_decoders`` hook; ``decode`` uses it directly so
+# that decoding a built-in format never imports the plugin machinery.
+BUILTIN_DECODERS: dict[str, Decoder] = {"pprof": _pprof, "folded": _folded, "speedscope": _speedscope}
+
+
 def decode(data: bytes, fmt: str | None = None, limits: Limits = DEFAULT_LIMITS,
-           sample_rate: int | None = None) -> Profile:
-    """Decode ``data`` (gzip or raw) in format ``fmt`` (sniffed when None)."""
-    if fmt is not None and fmt not in FORMAT_NAMES and fmt not in _extra_decoders():
-        raise BadInput(f"format {fmt!r} is not one of: {', '.join(FORMAT_NAMES + tuple(_extra_decoders()))}")
+           sample_rate: int | None = None, plugins: PluginManager | None = None) -> Profile:
+    """Decode ``data`` (gzip or raw) in format ``fmt`` (sniffed when None).
+
+    Formats contributed by plugins are looked up in ``plugins`` (default: the process's default
+    plugin manager), only when ``fmt`` is not built in or the bytes are not a built-in format."""
+    options = DecodeOptions(limits, sample_rate)
     if len(data) > limits.max_body_bytes:
         from ..errors import LimitExceeded
         raise LimitExceeded(f"input is {len(data)} bytes; limit max_body_bytes={limits.max_body_bytes}")
+    if fmt is not None and fmt not in BUILTIN_DECODERS:
+        return _plugin_decode(maybe_gunzip(data, limits), fmt, options, plugins)
     if fmt in (None, "pprof") and len(data) == 0:
-        from ..errors import MalformedProfile
         raise MalformedProfile("parsing profile: empty input file")
     if fmt == "pprof":
-        from .pprof import decode_pprof
-        return decode_pprof(data, limits)
+        return _pprof(data, options)
     raw = maybe_gunzip(data, limits)
-    if fmt is None:
-        fmt = detect_format(raw)
-    if fmt == "pprof":
-        from .pprof import decode_pprof
-        return decode_pprof(raw, limits)
-    if fmt == "folded":
-        from .folded import decode_folded
-        return decode_folded(raw, sample_rate)
-    if fmt == "speedscope":
-        from .speedscope import decode_speedscope
-        return decode_speedscope(raw)
-    return _extra_decoders()[fmt](raw)
+    if fmt is not None:
+        return BUILTIN_DECODERS[fmt](raw, options)
+    try:
+        return BUILTIN_DECODERS[detect_format(raw)](raw, options)
+    except (UnsupportedFormat, MalformedProfile) as builtin_error:
+        # not a built-in format: maybe a plugin's (this is the only sniffing that loads plugins)
+        from ..plugins import sniff
+        name = sniff(raw, plugins)
+        if name is None:
+            raise
+        try:
+            return _plugin_decode(raw, name, options, plugins)
+        except BadInput as e:
+            raise type(e)(f"{e.message} (format {name!r} sniffed by a plugin; "
+                          f"as a built-in format: {builtin_error.message})") from None
 
 
-_EXTRA: dict[str, Callable[[bytes], Profile]] = {}
-
-
-def register_decoder(name: str, fn: Callable[[bytes], Profile]) -> None:
-    """Add a decoder for format ``name`` (used by the plugin manager)."""
-    _EXTRA[name] = fn
-
-
-def _extra_decoders() -> dict[str, Callable[[bytes], Profile]]:
-    return _EXTRA
+def _plugin_decode(raw: bytes, fmt: str, options: DecodeOptions, plugins: PluginManager | None) -> Profile:
+    from ..plugins import decoder_for
+    return decoder_for(fmt, plugins)(raw, options)

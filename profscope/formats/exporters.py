@@ -1,14 +1,21 @@
-"""Render a merged selection (:class:`StackSet`) as pprof, speedscope JSON or folded text."""
+"""Render a merged selection (:class:`StackSet`) as pprof, speedscope JSON or folded text, or in a
+format a plugin adds through the ``profscope_exporters`` hook."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..analysis.stacks import frame_keys
 from ..model import StackSet
 
-EXPORT_FORMATS = ("pprof", "speedscope", "folded")
+if TYPE_CHECKING:
+    from pluggy import PluginManager
+
+EXPORT_FORMATS = ("pprof", "speedscope", "folded")   # built in; plugins may add more
 
 
 def to_folded(ss: StackSet, granularity: str = "functions") -> str:
@@ -53,14 +60,39 @@ def to_speedscope(ss: StackSet, name: str = "profscope export") -> dict:
                           "endValue": int(sum(weights)), "samples": samples, "weights": weights}]}
 
 
-def export(ss: StackSet, fmt: str) -> tuple[bytes, str]:
+@dataclass(frozen=True)
+class Exporter:
+    """An output format: ``render(stackset) -> bytes`` plus how to serve and name the result.
+    Plugins return these from the ``profscope_exporters`` hook."""
+    render: Callable[[StackSet], bytes]
+    content_type: str
+    extension: str              # file name extension without the dot, e.g. "pb.gz"
+
+
+def _pprof(ss: StackSet) -> bytes:
+    from .pprof_write import encode_stackset
+    return encode_stackset(ss)
+
+
+# The built-in exporters, offered by the built-in exporters plugin through the
+# ``profscope_exporters`` hook; ``export`` uses the table directly for these names.
+BUILTIN_EXPORTERS: dict[str, Exporter] = {
+    "pprof": Exporter(_pprof, "application/octet-stream", "pb.gz"),
+    "speedscope": Exporter(lambda ss: json.dumps(to_speedscope(ss)).encode(), "application/json",
+                           "speedscope.json"),
+    "folded": Exporter(lambda ss: to_folded(ss).encode(), "text/plain; charset=utf-8", "txt"),
+}
+
+
+def exporter_for(fmt: str, plugins: PluginManager | None = None) -> Exporter:
+    """The exporter of ``fmt``: built in, else from plugins (``plugins`` or the default manager)."""
+    if fmt in BUILTIN_EXPORTERS:
+        return BUILTIN_EXPORTERS[fmt]
+    from ..plugins import exporter_for as plugin_exporter
+    return plugin_exporter(fmt, plugins)
+
+
+def export(ss: StackSet, fmt: str, plugins: PluginManager | None = None) -> tuple[bytes, str]:
     """Returns (body, content type)."""
-    if fmt == "pprof":
-        from .pprof_write import encode_stackset
-        return encode_stackset(ss), "application/octet-stream"
-    if fmt == "speedscope":
-        return json.dumps(to_speedscope(ss)).encode(), "application/json"
-    if fmt == "folded":
-        return to_folded(ss).encode(), "text/plain; charset=utf-8"
-    from ..errors import BadInput
-    raise BadInput(f"export format {fmt!r} is not one of: {', '.join(EXPORT_FORMATS)}")
+    exporter = exporter_for(fmt, plugins)
+    return exporter.render(ss), exporter.content_type

@@ -10,8 +10,8 @@ messages that name the offending field.
 """
 from __future__ import annotations
 
-from itertools import chain
 import re
+from itertools import chain
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -79,7 +79,9 @@ def parse_pprof_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[p
         msg.ParseFromString(raw)
     except DecodeError as e:
         raise UnsupportedFormat(f"unsupported format: not a protobuf pprof profile ({e})") from None
-    times = _TimesOnly.count(raw)
+    # pprof refuses a second time_nanos (concatenated profiles); a re-encoded size equal to the input
+    # proves there was none, so the second, slower parse runs only when sizes differ
+    times = _TimesOnly.count(raw) if msg.ByteSize() != len(raw) else []
     if len(times) > 1 and any(times[:-1]):
         raise MalformedProfile("parsing profile: concatenated profiles detected "
                                "(time_nanos appears more than once)")
@@ -115,99 +117,34 @@ def decode_pprof(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
     drop = s(msg.drop_frames, "drop_frames")
     keep = s(msg.keep_frames, "keep_frames")
 
-    # --- mappings and functions (one Python step per entry, never per sample)
-    mapping_file: dict[int, str] = {}
-    for m in msg.mapping:
-        if m.id == 0:
-            raise MalformedProfile("malformed profile: found mapping with reserved ID=0")
-        if m.id in mapping_file:
-            raise MalformedProfile(f"malformed profile: duplicate mapping id {m.id}")
-        mapping_file[m.id] = s(m.filename, "mapping.filename")
-    functions: dict[int, tuple[str, str, str, int]] = {}
-    for f in msg.function:
-        if f.id == 0:
-            raise MalformedProfile("malformed profile: found function with reserved ID=0")
-        if f.id in functions:
-            raise MalformedProfile(f"malformed profile: duplicate function id {f.id}")
-        functions[f.id] = (s(f.name, "function.name"), s(f.system_name, "function.system_name"),
-                           s(f.filename, "function.filename"), f.start_line)
-
-    # --- locations -> frames (leaf first inside a location)
-    frame_index: dict[tuple, int] = {}
-    frame_rows: list[tuple[str, str, str, int, int, int, str]] = []
-    loc_ids: list[int] = []
-    loc_frame_lists: list[list[int]] = []
-    seen_locs: set[int] = set()
-    for loc in msg.location:
-        if loc.id == 0:
-            raise MalformedProfile("malformed profile: found location with reserved ID=0")
-        if loc.id in seen_locs:
-            raise MalformedProfile(f"malformed profile: duplicate location id {loc.id} "
-                                   "(sample has nil location)")
-        seen_locs.add(loc.id)
-        if loc.mapping_id and loc.mapping_id not in mapping_file:
-            raise MalformedProfile(f"malformed profile: location id {loc.id} refers to missing "
-                                   f"mapping id {loc.mapping_id}")
-        mfile = mapping_file.get(loc.mapping_id, "")
-        fl: list[int] = []
-        if len(loc.line) == 0:
-            keys = [("", "", "", 0, 0, loc.address, mfile)]
-        else:
-            keys = []
-            for ln in loc.line:
-                fn = functions.get(ln.function_id)
-                if fn is None:
-                    raise MalformedProfile(f"malformed profile: location id: {loc.id} has a line "
-                                           f"with nil function (function id {ln.function_id})")
-                keys.append((fn[0], fn[1], fn[2], ln.line, fn[3], 0 if fn[0] else loc.address, mfile))
-        for key in keys:
-            fi = frame_index.get(key)
-            if fi is None:
-                fi = frame_index[key] = len(frame_rows)
-                frame_rows.append(key)
-            fl.append(fi)
-        loc_ids.append(loc.id)
-        loc_frame_lists.append(fl)
-
-    nloc = len(loc_ids)
-    loc_ids_arr = np.array(loc_ids, np.uint64)
-    loc_lens = np.fromiter((len(x) for x in loc_frame_lists), np.int64, nloc)
-    loc_offs = np.zeros(nloc + 1, np.int64)
-    np.cumsum(loc_lens, out=loc_offs[1:])
-    loc_flat = np.fromiter(chain.from_iterable(loc_frame_lists), np.int32, int(loc_offs[-1]))
+    frames, loc_ids_arr, loc_lens, loc_offs, loc_flat = _location_frames(msg, strings, s)
+    nloc = len(loc_ids_arr)
 
     # --- samples into columns
     samples = msg.sample
     n = len(samples)
     if n > limits.max_samples:
         raise LimitExceeded(f"profile has {n} samples; limit max_samples={limits.max_samples}")
-    slens = np.fromiter((len(x.location_id) for x in samples), np.int64, n)
-    vlens = np.fromiter((len(x.value) for x in samples), np.int64, n)
+    loc_lists = [x.location_id for x in samples]
+    val_lists = [x.value for x in samples]
+    slens = np.fromiter(map(len, loc_lists), np.int64, n)
+    vlens = np.fromiter(map(len, val_lists), np.int64, n)
     bad = np.flatnonzero(vlens != ntypes)
     if len(bad):
         raise MalformedProfile(f"malformed profile: mismatch: sample {int(bad[0])} has "
                                f"{int(vlens[bad[0]])} values vs. {ntypes} types")
-    sloc = np.fromiter(chain.from_iterable(x.location_id for x in samples), np.uint64, int(slens.sum()))
-    values = np.fromiter(chain.from_iterable(x.value for x in samples), np.int64, n * ntypes
-                         ).reshape(n, ntypes)
+    sloc = np.fromiter(chain.from_iterable(loc_lists), np.uint64, int(slens.sum()))
+    values = np.fromiter(chain.from_iterable(val_lists), np.int64, n * ntypes).reshape(n, ntypes)
 
-    # location id -> position, for non-dense ids too
-    order = np.argsort(loc_ids_arr, kind="stable")
-    sorted_ids = loc_ids_arr[order]
-    pos = np.searchsorted(sorted_ids, sloc)
-    pos_c = np.minimum(pos, max(nloc - 1, 0))
-    ok = (pos < nloc) & (sorted_ids[pos_c] == sloc) if nloc else np.zeros(len(sloc), bool)
-    if not ok.all():
-        missing = int(sloc[np.flatnonzero(~ok)[0]])
-        raise MalformedProfile(f"malformed profile: sample has nil location (location id {missing} "
-                               "is not defined)")
-    sloc_pos = order[pos_c] if len(sloc) else np.zeros(0, np.int64)
+    def missing_loc(lid):
+        raise MalformedProfile(f"malformed profile: sample has nil location (location id {lid} is not defined)")
+    sloc_pos = _positions(loc_ids_arr, sloc, missing_loc)
 
     soffs = np.zeros(n + 1, np.int64)
     np.cumsum(slens, out=soffs[1:])
     if drop:
-        sloc_pos, soffs = _prune_drop_frames(msg, strings, drop, keep, loc_ids_arr, sloc_pos, soffs,
-                                             loc_frame_lists, frame_rows)
+        loc_frame_lists = [loc_flat[loc_offs[i]:loc_offs[i + 1]].tolist() for i in range(nloc)]
+        sloc_pos, soffs = _prune_drop_frames(drop, keep, sloc_pos, soffs, loc_frame_lists, frames.name)
         # drop_frames can shorten locations: rebuild location CSR from the pruned lists
         loc_lens = np.fromiter((len(x) for x in loc_frame_lists), np.int64, nloc)
         loc_offs = np.zeros(nloc + 1, np.int64)
@@ -234,7 +171,7 @@ def decode_pprof(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
 
     return Profile(
         sample_types=sample_types, values=values, stack_offsets=stack_offsets,
-        stack_frames=stack_frames.astype(np.int32, copy=False), frames=FrameTable.from_rows(frame_rows),
+        stack_frames=stack_frames.astype(np.int32, copy=False), frames=frames,
         sample_labels=sample_labels, label_sets=label_sets, period_type=period_type,
         period=msg.period, time_nanos=msg.time_nanos, duration_nanos=msg.duration_nanos,
         default_sample_type=default_type, comments=comments, doc_url=doc_url,
@@ -265,7 +202,7 @@ def _labels(samples, n: int, s) -> tuple[list[tuple[Label, ...]], np.ndarray]:
     return label_sets, sample_labels
 
 
-def _prune_drop_frames(msg, strings, drop, keep, loc_ids_arr, sloc_pos, soffs, loc_frame_lists, frame_rows):
+def _prune_drop_frames(drop, keep, sloc_pos, soffs, loc_frame_lists, frame_names):
     """pprof's ``Prune``: remove frames beneath (and including) the first root-side frame matching
     ``drop_frames`` but not ``keep_frames``, never before the first user frame."""
     try:
@@ -275,7 +212,7 @@ def _prune_drop_frames(msg, strings, drop, keep, loc_ids_arr, sloc_pos, soffs, l
         raise MalformedProfile(f"malformed profile: drop_frames/keep_frames is not a valid regex ({e})") from None
     prune, prune_beneath = set(), set()
     for li, fl in enumerate(loc_frame_lists):
-        names = [frame_rows[f][0] for f in fl]
+        names = [frame_names[f] for f in fl]
         i = len(names) - 1
         while i >= 0:
             name = names[i]
@@ -312,3 +249,114 @@ def _prune_drop_frames(msg, strings, drop, keep, loc_ids_arr, sloc_pos, soffs, l
     np.cumsum(lens, out=offs[1:])
     flat = np.concatenate(new_locs) if new_locs else np.zeros(0, np.int64)
     return flat.astype(np.int64), offs
+
+
+def _ids(entries, what: str) -> np.ndarray:
+    ids = np.fromiter((e.id for e in entries), np.uint64, len(entries))
+    if len(ids) and (ids == 0).any():
+        raise MalformedProfile(f"malformed profile: found {what} with reserved ID=0")
+    u, c = np.unique(ids, return_counts=True)
+    if (c > 1).any():
+        raise MalformedProfile(f"malformed profile: duplicate {what} id {int(u[c > 1][0])}"
+                               + (" (sample has nil location)" if what == "location" else ""))
+    return ids
+
+
+def _positions(ids: np.ndarray, refs: np.ndarray, err) -> np.ndarray:
+    """Index in ``ids`` of each of ``refs`` (ids need not be dense); ``err(bad_ref)`` on a miss."""
+    top = int(ids.max()) if len(ids) else 0
+    if len(ids) and top < 4 * len(ids) + 4096:   # near-dense ids: a lookup table beats a search
+        table = np.full(top + 2, -1, np.int64)
+        table[ids.astype(np.int64)] = np.arange(len(ids))
+        pos = table[np.minimum(refs, top + 1).astype(np.int64)] if len(refs) else np.zeros(0, np.int64)
+        if len(pos) and (pos < 0).any():
+            err(int(refs[np.flatnonzero(pos < 0)[0]]))
+        return pos
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    pos = np.searchsorted(sorted_ids, refs)
+    pos_c = np.minimum(pos, max(len(ids) - 1, 0))
+    ok = (pos < len(ids)) & (sorted_ids[pos_c] == refs) if len(ids) else np.zeros(len(refs), bool)
+    if not ok.all():
+        err(int(refs[np.flatnonzero(~ok)[0]]))
+    return order[pos_c] if len(refs) else np.zeros(0, np.int64)
+
+
+def _strs(strings: list[str], idx: np.ndarray, what: str) -> list[str]:
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(strings)):
+        bad = int(idx[(idx < 0) | (idx >= len(strings))][0])
+        raise MalformedProfile(f"parsing profile: {what} string index {bad} out of range "
+                               f"(string_table has {len(strings)} entries)")
+    return [strings[i] for i in idx.tolist()]
+
+
+def _location_frames(msg, strings, s):
+    """Locations -> distinct frames, vectorized over lines (one frame per line, leaf first; an
+    address-only location is one frame). Returns (frames, location ids, frames per location,
+    CSR offsets, frame index per location line)."""
+    maps = msg.mapping
+    map_ids = _ids(maps, "mapping")
+    map_file = _strs(strings, np.fromiter((m.filename for m in maps), np.int64, len(maps)), "mapping.filename")
+    funcs = msg.function
+    nf = len(funcs)
+    fn_ids = _ids(funcs, "function")
+    fn_name = _strs(strings, np.fromiter((f.name for f in funcs), np.int64, nf), "function.name")
+    fn_sys = _strs(strings, np.fromiter((f.system_name for f in funcs), np.int64, nf), "function.system_name")
+    fn_file = _strs(strings, np.fromiter((f.filename for f in funcs), np.int64, nf), "function.filename")
+    fn_start = np.fromiter((f.start_line for f in funcs), np.int64, nf)
+
+    locs = msg.location
+    nloc = len(locs)
+    loc_ids = _ids(locs, "location")
+    loc_map = np.fromiter((lc.mapping_id for lc in locs), np.uint64, nloc)
+    loc_addr = np.fromiter((lc.address for lc in locs), np.uint64, nloc)
+    line_lists = [lc.line for lc in locs]
+    nlines = np.fromiter(map(len, line_lists), np.int64, nloc)
+    all_lines = list(chain.from_iterable(line_lists))
+    line_fn = np.fromiter((ln.function_id for ln in all_lines), np.uint64, len(all_lines))
+    line_no = np.fromiter((ln.line for ln in all_lines), np.int64, len(all_lines))
+
+    has_map = loc_map != 0
+
+    def missing_map(mid):
+        li = int(np.flatnonzero(has_map & ~np.isin(loc_map, map_ids))[0])
+        raise MalformedProfile(f"malformed profile: location id {int(loc_ids[li])} refers to missing mapping id {mid}")
+    map_pos = np.full(nloc, -1, np.int64)
+    map_pos[has_map] = _positions(map_ids, loc_map[has_map], missing_map)
+    line_loc = np.repeat(np.arange(nloc), nlines)
+
+    def missing_fn(fid):
+        li = int(line_loc[np.flatnonzero(line_fn == fid)[0]])
+        raise MalformedProfile(f"malformed profile: location id: {int(loc_ids[li])} has a line with nil "
+                               f"function (function id {fid})")
+    line_fpos = _positions(fn_ids, line_fn, missing_fn)
+
+    # frame key per location line: (function, line number, mapping); address-only: (address, mapping)
+    lm = map_pos[line_loc] + 1
+    line_keys = np.stack([line_fpos.astype(np.int64), line_no, lm], axis=1)
+    addr_only = np.flatnonzero(nlines == 0)
+    addr_keys = np.stack([loc_addr[addr_only].view(np.int64), map_pos[addr_only] + 1], axis=1)
+    uk_line, inv_line = (np.unique(line_keys, axis=0, return_inverse=True) if len(line_keys)
+                         else (np.zeros((0, 3), np.int64), np.zeros(0, np.int64)))
+    uk_addr, inv_addr = (np.unique(addr_keys, axis=0, return_inverse=True) if len(addr_keys)
+                         else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64)))
+    nlf = len(uk_line)
+    mfile_of = [""] + map_file
+    fp = uk_line[:, 0].tolist()
+    frames = FrameTable(
+        [fn_name[i] for i in fp] + [""] * len(uk_addr),
+        [fn_sys[i] for i in fp] + [""] * len(uk_addr),
+        [fn_file[i] for i in fp] + [""] * len(uk_addr),
+        np.concatenate([uk_line[:, 1], np.zeros(len(uk_addr), np.int64)]),
+        np.concatenate([fn_start[uk_line[:, 0]], np.zeros(len(uk_addr), np.int64)]),
+        np.concatenate([np.zeros(nlf, np.uint64), uk_addr[:, 0].view(np.uint64)]),
+        [mfile_of[i] for i in uk_line[:, 2].tolist()] + [mfile_of[i] for i in uk_addr[:, 1].tolist()])
+    # location CSR over frames: lines in order, an address-only location gets its one frame
+    loc_lens = np.maximum(nlines, 1)
+    loc_offs = np.zeros(nloc + 1, np.int64)
+    np.cumsum(loc_lens, out=loc_offs[1:])
+    loc_flat = np.empty(int(loc_offs[-1]), np.int32)
+    line_start = np.repeat(loc_offs[:-1] , nlines) + (np.arange(len(line_loc)) - np.repeat(np.cumsum(nlines) - nlines, nlines))
+    loc_flat[line_start] = inv_line.reshape(-1)
+    loc_flat[loc_offs[addr_only]] = nlf + inv_addr.reshape(-1)
+    return frames, loc_ids, loc_lens, loc_offs, loc_flat

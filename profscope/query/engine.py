@@ -26,8 +26,10 @@ def stackset(store, sel: Selection, view: View = View()) -> StackSet:
 
 
 def flamegraph(store, sel: Selection, view: View = View()) -> tuple[StackSet, Tree]:
-    ss = stackset(store, sel, view)
-    return ss, build_tree([ss], view.granularity, view.max_nodes)
+    if view.focus or view.ignore:   # frame filters need the stacks themselves
+        ss = stackset(store, sel, view)
+        return ss, build_tree([ss], view.granularity, view.max_nodes)
+    return store.select_tree(sel, view.granularity, view.max_nodes)
 
 
 def top(store, sel: Selection, view: View = View()) -> TopTable:

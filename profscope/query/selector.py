@@ -89,6 +89,6 @@ class Selection:
 
     @classmethod
     def from_query(cls, query: str | None, start_ns: int | None = None, end_ns: int | None = None,
-                   tenant: str = "anonymous") -> "Selection":
+                   tenant: str = "anonymous") -> Selection:
         ptype, matchers = parse_query(query)
         return cls(ptype, tuple(matchers), start_ns, end_ns, tenant)

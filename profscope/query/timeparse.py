@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import BadInput
 
@@ -35,7 +35,7 @@ def parse_time(value: str | int | float | None, now_ns: int | None = None, what:
     except ValueError:
         raise BadInput(f"{what} {text!r} is not a time: use unix s/ms/us/ns, now, now-1h or ISO 8601") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1e9)
 
 

@@ -10,13 +10,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database
-from .ingest import Dictionaries, IngestResult, ingest_profile
+from .ingest import Dictionaries, GroupWriter, IngestResult, prepare
 from .select import (
     INT64_MAX,
     INT64_MIN,
@@ -25,6 +23,7 @@ from .select import (
     match_profiles,
     select_per_profile,
     select_stackset,
+    select_tree,
 )
 
 __all__ = ["Store", "IngestResult", "PerProfile", "default_data_dir"]
@@ -47,20 +46,41 @@ class Store:
         self.limits = limits
         self.dicts = Dictionaries()
         self.dicts.load(self.db)
+        self.writer = GroupWriter(self.db, self.dicts)
 
     # ------------------------------------------------------------------ write
     def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:
-        """Store ``profile`` (every sample type) under series ``labels``; atomic."""
-        return ingest_profile(self.db, self.dicts, profile, dict(labels or {}), tenant, self.limits)
+        """Store ``profile`` (every sample type) under series ``labels``; atomic. Concurrent calls
+        share one transaction (group commit)."""
+        job, result = prepare(self.dicts, profile, dict(labels or {}), tenant, self.limits)
+        self.writer.submit([job])
+        return result
+
+    def ingest_many(self, items: list[tuple[Profile, dict[str, str]]], tenant: str = "anonymous") -> list[IngestResult]:
+        """Store several profiles in one transaction: all are validated first, then all or none
+        are written."""
+        try:
+            prepared = [prepare(self.dicts, p, dict(labels or {}), tenant, self.limits) for p, labels in items]
+        except BaseException:
+            self.writer.forget_unwritten()
+            raise
+        self.writer.submit([job for job, _ in prepared])
+        return [r for _, r in prepared]
 
     # ------------------------------------------------------------------ read
     def select(self, sel: Selection) -> StackSet:
+        """The merged stacks of a selection."""
         return select_stackset(self.db, self.dicts, sel)
 
     def select_per_profile(self, *sels: Selection) -> list[PerProfile]:
         """Like :meth:`select`, but keeps each profile's values apart (for noise estimates); the
         results of one call share one stack and frame table."""
         return select_per_profile(self.db, self.dicts, list(sels))
+
+    def select_tree(self, sel: Selection, granularity: str = "functions", max_nodes: int = 0):
+        """(StackSet with the selection's totals only, flame graph Tree), straight from the
+        call-path index: faster than building the tree from stacks."""
+        return select_tree(self.db, self.dicts, sel, granularity, max_nodes)
 
     def profile_types(self, tenant: str = "anonymous", start_ns: int | None = None,
                       end_ns: int | None = None) -> list[str]:
@@ -173,8 +193,13 @@ class Store:
             r["labels"] = dict(self.dicts.series_info[r["series_id"]][2])
         return rows
 
-    def time_series(self, sel: Selection, step_ns: int, group_by: list[str] | None = None) -> list[dict]:
-        """Sum of values per time bucket of ``step_ns``, per group of series labels."""
+    def time_series(self, sel: Selection, step_ns: int, group_by: list[str] | None = None,
+                    aggregation: str = "sum") -> list[dict]:
+        """Sum of values per time bucket of ``step_ns``, per group of series labels;
+        ``aggregation="avg"`` divides each bucket by the number of profiles in it."""
+        if aggregation not in ("sum", "avg"):
+            from ..errors import BadInput
+            raise BadInput(f"aggregation {aggregation!r} is not one of: sum, avg")
         import pyarrow as pa
         m = match_profiles(self.db, self.dicts, sel)
         if not len(m.profile_ids):
@@ -183,13 +208,15 @@ class Store:
         con = self.db.con
         if m.pairs is None:
             con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-            q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v FROM profiles "
+            q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v, count(*) AS n "
+                 "FROM profiles "
                  "WHERE id IN (SELECT id FROM sel_profiles) GROUP BY ALL ORDER BY t")
             name = "sel_profiles"
         else:
             con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
                                                 "labelset_id": pa.array(m.pairs[1])}))
-            q = ("SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v "
+            q = ("SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v, "
+                 "count(DISTINCT p.id) AS n "
                  "FROM samples s JOIN sel_pairs x ON x.profile_id = s.profile_id AND x.labelset_id = s.labelset_id "
                  "JOIN profiles p ON p.id = s.profile_id GROUP BY ALL ORDER BY t")
             name = "sel_pairs"
@@ -197,13 +224,24 @@ class Store:
             rows = con.execute(q, {"step": step_ns}).fetchall()
         finally:
             con.unregister(name)
-        groups: dict[tuple, dict[int, int]] = {}
-        for sid, t, v in rows:
+        groups: dict[tuple, dict[int, list[int]]] = {}
+        for sid, t, v, cnt in rows:
             labels = self.dicts.series_info[sid][2]
             key = tuple((g, labels.get(g, "")) for g in (group_by or []))
-            bucket = groups.setdefault(key, {})
-            bucket[int(t)] = bucket.get(int(t), 0) + int(v)
-        return [{"labels": dict(k), "points": sorted(b.items())} for k, b in sorted(groups.items())]
+            acc = groups.setdefault(key, {}).setdefault(int(t), [0, 0])
+            acc[0] += int(v)
+            acc[1] += int(cnt)
+        out = []
+        for k, b in sorted(groups.items()):
+            pts = sorted((t, (v / n if n else 0.0) if aggregation == "avg" else v) for t, (v, n) in b.items())
+            out.append({"labels": dict(k), "points": pts})
+        return out
+
+    def time_bounds(self, tenant: str = "anonymous") -> tuple[int, int] | None:
+        """(oldest, newest) profile time of a tenant in unix ns, or None without data."""
+        from .db import load_sql
+        lo, hi = self.db.con.execute(load_sql("time_bounds"), {"tenant": tenant}).fetchall()[0]
+        return None if lo is None else (int(lo), int(hi))
 
     def stats(self) -> dict:
         con = self.db.con

@@ -22,7 +22,7 @@ def sql_dir() -> Path:
     raise StoreError(f"SQL files not found (looked in {_PKG_SQL} and {_REPO_SQL})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_sql(name: str) -> str:
     """Text of ``sql/queries/<name>.sql``."""
     return (sql_dir() / "queries" / f"{name}.sql").read_text()

@@ -8,6 +8,7 @@ stack, one set of rows per sample type.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -15,10 +16,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..analysis.stacks import merge_rows, stack_hashes
-from ..errors import BadInput, LimitExceeded
+from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
-from ..model import Label, Profile
+from ..model import Label, Profile, csr_take
 from .db import Database
+from .stackindex import StackIndex
 
 RESERVED_OK = {"__name__"}
 
@@ -30,20 +32,43 @@ def h64(text: str) -> int:
 @dataclass
 class Dictionaries:
     """hash -> dense id for each content-addressed table, plus decoded label sets and series."""
-    frames: dict[int, int] = field(default_factory=dict)
+    frames: dict[tuple, int] = field(default_factory=dict)
     stacks: dict[int, int] = field(default_factory=dict)
     labelsets: dict[int, int] = field(default_factory=dict)
     labelset_labels: dict[int, dict[str, str]] = field(default_factory=dict)
     series: dict[int, int] = field(default_factory=dict)
     series_info: dict[int, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
-    next_profile: int = 1
+    next_ids: dict[str, int] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    index: StackIndex = field(default_factory=StackIndex)
+
+    def take(self, table: str) -> int:
+        """Next dense id of ``table`` (1-based)."""
+        v = self.next_ids[table]
+        self.next_ids[table] = v + 1
+        return v
+
+    def reset(self) -> None:
+        for m in (self.frames, self.stacks, self.labelsets, self.labelset_labels, self.series, self.series_info):
+            m.clear()
+        self.index = StackIndex()
 
     def load(self, db: Database) -> None:
         con = db.con
-        for h, i in con.execute("SELECT hash, id FROM frames").fetchall():
-            self.frames[h] = i
-        ids = con.sql("SELECT hash, id FROM stacks").fetchnumpy()
-        self.stacks.update(zip(ids["hash"].tolist(), ids["id"].tolist()))
+        rows = con.execute("SELECT id, name, system_name, file, line, start_line, address, "
+                           "mapping_file FROM frames ORDER BY id").fetchall()
+        for i, *key in rows:
+            self.frames[tuple(key)] = i
+        self.index.frames.add([tuple(r[1:]) for r in rows])
+        st = con.sql("SELECT id, hash, frames FROM stacks ORDER BY id").to_arrow_table()
+        ids = st.column("id").to_numpy()
+        if len(ids) and int(ids[-1]) != len(ids):
+            raise StoreError(f"stack ids are not dense (max {int(ids[-1])}, count {len(ids)}): store damaged")
+        self.stacks.update(zip(st.column("hash").to_numpy().tolist(), ids.tolist()))
+        if len(ids):
+            lists = st.column("frames").combine_chunks()
+            offs = lists.offsets.to_numpy().astype(np.int64)
+            self.index.add_stacks(offs - offs[0], lists.flatten().to_numpy())
         self.labelset_labels[0] = {}
         for h, i, k, v in con.execute("SELECT hash, id, keys, vals FROM labelsets").fetchall():
             self.labelsets[h] = i
@@ -52,7 +77,8 @@ class Dictionaries:
                 "SELECT hash, id, tenant, profile_type, keys, vals FROM series").fetchall():
             self.series[h] = i
             self.series_info[i] = (tenant, ptype, dict(zip(k, v)))
-        self.next_profile = con.execute("SELECT coalesce(max(id), 0) + 1 FROM profiles").fetchall()[0][0]
+        for table in ("frames", "stacks", "labelsets", "series", "profiles"):
+            self.next_ids[table] = con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchall()[0][0]
 
 
 def profile_name(sample_type: str, labels: dict[str, str]) -> str:
@@ -101,8 +127,11 @@ class IngestResult:
                 "samples": self.samples, "source_id": self.source_id}
 
 
-def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict[str, str],
-                   tenant: str, limits: Limits) -> IngestResult:
+def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: str,
+            limits: Limits) -> tuple[WriteJob, IngestResult]:
+    """Validate ``profile``, give its new frames, stacks, label sets and series dense ids (entered
+    into the dictionaries at once, so later profiles share them) and build the rows to write.
+    Nothing is written here; :class:`GroupWriter` commits the job."""
     labels = {k: str(v) for k, v in labels.items()}
     labels.setdefault("service_name", "unknown_service")
     check_labels(labels, limits)
@@ -114,122 +143,113 @@ def ingest_profile(db: Database, d: Dictionaries, profile: Profile, labels: dict
     depth = int(profile.stack_lengths().max()) if n else 0
     if depth > limits.max_stack_depth:
         raise LimitExceeded(f"a stack has {depth} frames; limit max_stack_depth={limits.max_stack_depth}")
+    for ls in profile.label_sets:
+        _check_sample_labels(ls, limits)
     time_nanos = profile.time_nanos or time.time_ns()
     source_id = f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
 
-    # 1. merge samples per (stack, label set), all sample types at once
+    # merge samples per (stack, label set), all sample types at once
     m_offs, m_flat, m_vals, inv = merge_rows(profile.stack_offsets, profile.stack_frames, profile.values,
                                              extra_key=profile.sample_labels)
     row_labels = np.zeros(len(m_offs) - 1, np.int64)
     row_labels[inv] = profile.sample_labels
+    job = WriteJob()
+    with d.lock:
+        return _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels)
 
-    with db.write_lock:
-        new: dict[str, list] = {"frames": [], "stacks": [], "labelsets": [], "series": []}
-        staged: dict[str, dict] = {"frames": {}, "stacks": {}, "labelsets": {}, "series": {}}
-        counters = _Counters.from_db(db, d)
 
-        # 2. frames -> global ids
+def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels):
+    """Assign ids and build rows; runs under the dictionaries' lock."""
+    if True:
+        # frames the samples use -> global ids; the dictionary is keyed by the content tuple, the
+        # stored hash is computed for new frames only
         fr = profile.frames
-        gid = np.empty(len(fr), np.int32)
-        for i in range(len(fr)):
-            key = "\x1f".join((fr.name[i], fr.system_name[i], fr.file[i], str(int(fr.line[i])),
-                               str(int(fr.start_line[i])), str(int(fr.address[i])), fr.mapping_file[i]))
-            h = h64(key)
-            g = d.frames.get(h)
-            if g is None:
-                g = staged["frames"].get(h)
-            if g is None:
-                g = staged["frames"][h] = counters.take("frames")
-                new["frames"].append((g, h, fr.name[i], fr.system_name[i], fr.file[i], int(fr.line[i]),
-                                      int(fr.start_line[i]), int(fr.address[i]), fr.mapping_file[i]))
-            gid[i] = g
+        used = np.unique(m_flat) if len(m_flat) else np.zeros(0, np.int64)
+        gid = np.zeros(len(fr), np.int32)
+        ul = used.tolist()
+        keys = list(zip([fr.name[i] for i in ul], [fr.system_name[i] for i in ul], [fr.file[i] for i in ul],
+                        fr.line[used].tolist(), fr.start_line[used].tolist(), fr.address[used].tolist(),
+                        [fr.mapping_file[i] for i in ul]))
+        found = [d.frames.get(k) for k in keys]
+        for j, key in enumerate(keys):
+            if found[j] is None:
+                g = found[j] = d.frames[key] = d.take("frames")
+                job.frames.append((g, h64("\x1f".join(map(str, key))), *key))
+                d.index.frames.add([key])
+        if found:
+            gid[used] = np.array(found, np.int32)
         gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
 
-        # 3. stacks -> global ids
+        # stacks -> global ids
         sh = stack_hashes(m_offs, gflat)
         uniq_h, first, sinv = np.unique(sh, return_index=True, return_inverse=True)
-        sid_u = np.empty(len(uniq_h), np.int32)
-        new_rows = []
-        for j, h in enumerate(uniq_h.tolist()):
-            g = d.stacks.get(h)
-            if g is None:
-                g = staged["stacks"][h] = counters.take("stacks")
-                new_rows.append(j)
-            sid_u[j] = g
-        if new_rows:
-            rows = first[np.array(new_rows)]
+        sid_u = np.array([d.stacks.get(h, 0) for h in uniq_h.tolist()], np.int32)
+        new_rows = np.flatnonzero(sid_u == 0)
+        for j in new_rows.tolist():
+            sid_u[j] = d.stacks[int(uniq_h[j])] = d.take("stacks")
+        if len(new_rows):
+            rows = first[new_rows]
             lens = np.diff(m_offs)[rows]
             offs = np.zeros(len(rows) + 1, np.int32)
             np.cumsum(lens, out=offs[1:])
-            from ..model import csr_take
             _, vals = csr_take(m_offs, gflat, rows)
-            new["stacks"] = pa.table({
-                "id": pa.array(sid_u[np.array(new_rows)], pa.int32()),
-                "hash": pa.array(uniq_h[np.array(new_rows)], pa.uint64()),
+            d.index.add_stacks(offs.astype(np.int64), vals)
+            job.stacks.append(pa.table({
+                "id": pa.array(sid_u[new_rows], pa.int32()),
+                "hash": pa.array(uniq_h[new_rows], pa.uint64()),
                 "frames": pa.ListArray.from_arrays(pa.array(offs, pa.int32()), pa.array(vals, pa.int32())),
-            })
+            }))
         row_stack = sid_u[sinv]
 
-        # 4. label sets
+        # label sets
         ls_gid = np.zeros(len(profile.label_sets), np.int32)
         for li, ls in enumerate(profile.label_sets):
             if not ls:
                 continue
-            _check_sample_labels(ls, limits)
-            keys = [lb.key for lb in ls]
-            vals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
+            lkeys = [lb.key for lb in ls]
+            lvals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
             units = [lb.unit if lb.is_num else "" for lb in ls]
-            h = h64(repr((keys, vals, units)))
-            g = d.labelsets.get(h) or staged["labelsets"].get(h)
+            h = h64(repr((lkeys, lvals, units)))
+            g = d.labelsets.get(h)
             if g is None:
-                g = staged["labelsets"][h] = counters.take("labelsets")
-                new["labelsets"].append((g, h, keys, vals, units))
+                g = d.labelsets[h] = d.take("labelsets")
+                d.labelset_labels[g] = dict(zip(lkeys, lvals))
+                job.labelsets.append((g, h, lkeys, lvals, units))
             ls_gid[li] = g
         row_ls = ls_gid[row_labels]
 
-        # 5. one series + profile per sample type
-        profile_rows, sample_tables, ptypes = [], [], []
+        # one series + profile per sample type
         pt = profile.period_type
         order = np.argsort(row_stack, kind="stable")
+        ptypes = []
         for t, st in enumerate(profile.sample_types):
             name = profile_name(st.type, labels)
             ptype = f"{name}:{st.type}:{st.unit}:{pt.type if pt else ''}:{pt.unit if pt else ''}"
             slabels = dict(labels)
             slabels["__name__"] = name
-            keys = sorted(slabels)
-            h = h64(repr((tenant, ptype, keys, [slabels[k] for k in keys])))
-            sid = d.series.get(h) or staged["series"].get(h)
+            skeys = sorted(slabels)
+            svals = [slabels[k] for k in skeys]
+            h = h64(repr((tenant, ptype, skeys, svals)))
+            sid = d.series.get(h)
             if sid is None:
-                sid = staged["series"][h] = counters.take("series")
-                new["series"].append((sid, h, tenant, ptype, keys, [slabels[k] for k in keys]))
-            pid = counters.take("profiles")
+                sid = d.series[h] = d.take("series")
+                d.series_info[sid] = (tenant, ptype, dict(zip(skeys, svals)))
+                job.series.append((sid, h, tenant, ptype, skeys, svals))
+            pid = d.take("profiles")
             col = m_vals[order, t]
             nz = col != 0
-            total = int(np.abs(m_vals[:, t]).sum())
-            profile_rows.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
+            job.profiles.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
                                  pt.unit if pt else "", int(profile.period), int(time_nanos),
-                                 int(profile.duration_nanos), int(nz.sum()), total,
+                                 int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
                                  profile.source_format, source_id))
-            sample_tables.append(pa.table({
+            job.samples.append(pa.table({
                 "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
                 "stack_id": pa.array(row_stack[order][nz], pa.int32()),
                 "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
                 "value": pa.array(col[nz], pa.int64()),
             }))
             ptypes.append(ptype)
-
-        _write(db, new, profile_rows, sample_tables)
-        # caches change only after a successful commit
-        d.frames.update(staged["frames"])
-        d.stacks.update(staged["stacks"])
-        d.labelsets.update(staged["labelsets"])
-        for g, _h, keys, vals, _u in new["labelsets"]:
-            d.labelset_labels[g] = dict(zip(keys, vals))
-        d.series.update(staged["series"])
-        for sid, _h, tenant_, ptype, keys, vals in new["series"]:
-            d.series_info[sid] = (tenant_, ptype, dict(zip(keys, vals)))
-        counters.commit(d)
-    return IngestResult([r[0] for r in profile_rows], ptypes, n, source_id)
+    return job, IngestResult([r[0] for r in job.profiles], ptypes, profile.n_samples, source_id)
 
 
 def _check_sample_labels(ls: tuple[Label, ...], limits: Limits) -> None:
@@ -239,56 +259,96 @@ def _check_sample_labels(ls: tuple[Label, ...], limits: Limits) -> None:
                                 f"{limits.max_label_name_len} / max_label_value_len={limits.max_label_value_len}")
 
 
-class _Counters:
-    """Next dense ids, taken from the in-memory dictionaries' sizes (ids are 1-based)."""
-
-    def __init__(self, start: dict[str, int]):
-        self.next = dict(start)
-
-    @classmethod
-    def from_db(cls, db: Database, d: Dictionaries) -> "_Counters":
-        return cls({"frames": len(d.frames) + 1, "stacks": len(d.stacks) + 1,
-                    "labelsets": len(d.labelsets) + 1, "series": len(d.series) + 1,
-                    "profiles": d.next_profile})
-
-    def take(self, what: str) -> int:
-        v = self.next[what]
-        self.next[what] = v + 1
-        return v
-
-    def commit(self, d: Dictionaries) -> None:
-        d.next_profile = self.next["profiles"]
+@dataclass
+class WriteJob:
+    """Rows one prepared profile adds to each table."""
+    frames: list[tuple] = field(default_factory=list)
+    stacks: list[pa.Table] = field(default_factory=list)
+    labelsets: list[tuple] = field(default_factory=list)
+    series: list[tuple] = field(default_factory=list)
+    profiles: list[tuple] = field(default_factory=list)
+    samples: list[pa.Table] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
 
 
-def _write(db: Database, new: dict, profile_rows: list[tuple], sample_tables: list[pa.Table]) -> None:
+class GroupWriter:
+    """Group commit: concurrent ingests queue their jobs; whoever gets the write lock first writes
+    every queued job in ONE transaction (one fsync), the others find theirs done. A failed
+    transaction fails every job in it and the dictionaries are reloaded from the database, so
+    nothing half-stored is ever referenced."""
+
+    def __init__(self, db: Database, d: Dictionaries):
+        self.db, self.d = db, d
+        self._pending: list[WriteJob] = []
+        self._lock = threading.Lock()
+
+    def forget_unwritten(self) -> None:
+        """Drop dictionary entries of jobs that will never be written (a batch that failed while
+        being prepared) by reloading the dictionaries from the database."""
+        with self.db.write_lock, self.d.lock:
+            self.d.reset()
+            self.d.load(self.db)
+
+    def submit(self, jobs: list[WriteJob]) -> None:
+        with self._lock:
+            self._pending.extend(jobs)
+        with self.db.write_lock:
+            if not all(j.done.is_set() for j in jobs):
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                try:
+                    _write(self.db, batch)
+                except BaseException as e:
+                    for j in batch:
+                        j.error = e
+                    with self.d.lock:
+                        self.d.reset()
+                        self.d.load(self.db)
+                finally:
+                    for j in batch:
+                        j.done.set()
+        for j in jobs:
+            if j.error is not None:
+                raise j.error
+
+
+def _write(db: Database, batch: list[WriteJob]) -> None:
     con = db.con
     con.execute("BEGIN TRANSACTION")
     try:
-        if new["frames"]:
-            cols = list(zip(*new["frames"]))
+        frames = [f for j in batch for f in j.frames]
+        if frames:
+            cols = list(zip(*frames))
             t = pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
                           "name": cols[2], "system_name": cols[3], "file": cols[4],
                           "line": pa.array(cols[5], pa.int64()), "start_line": pa.array(cols[6], pa.int64()),
                           "address": pa.array(cols[7], pa.uint64()), "mapping_file": cols[8]})
-            con.register("new_frames", t)
-            con.execute("INSERT INTO frames SELECT * FROM new_frames")
-            con.unregister("new_frames")
-        if len(new["stacks"]):
-            con.register("new_stacks", new["stacks"])
-            con.execute("INSERT INTO stacks SELECT * FROM new_stacks")
-            con.unregister("new_stacks")
-        for g, h, keys, vals, units in new["labelsets"]:
-            con.execute("INSERT INTO labelsets VALUES (?, ?, ?, ?, ?)", [g, h, keys, vals, units])
-        for sid, h, tenant, ptype, keys, vals in new["series"]:
-            con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", [sid, h, tenant, ptype, keys, vals])
-        con.executemany("INSERT INTO profiles (id, series_id, tenant, profile_type, sample_type, sample_unit, "
-                        "period_type, period_unit, period, time_nanos, duration_nanos, n_samples, total, "
-                        "source_format, source_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        profile_rows)
-        samples = pa.concat_tables(sample_tables) if len(sample_tables) > 1 else sample_tables[0]
-        con.register("new_samples", samples)
-        con.execute("INSERT INTO samples SELECT * FROM new_samples")
-        con.unregister("new_samples")
+            con.from_arrow(t).insert_into("frames")
+        stacks = [t for j in batch for t in j.stacks]
+        if stacks:
+            con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
+        for j in batch:
+            for row in j.labelsets:
+                con.execute("INSERT INTO labelsets VALUES (?, ?, ?, ?, ?)", list(row))
+            for row in j.series:
+                con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
+        profiles = [p for j in batch for p in j.profiles]
+        if profiles:
+            cols = list(zip(*profiles))
+            names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
+                     "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
+                     "source_format", "source_id"]
+            types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
+                     pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
+                     pa.string()]
+            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types)})
+            con.register("new_profiles", t)
+            con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
+            con.unregister("new_profiles")
+        samples = [t for j in batch for t in j.samples]
+        if samples:
+            con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import BadInput
-from ..model import FrameTable, StackSet, ValueType
+from ..model import FrameTable, StackSet, ValueType, csr_take
 from ..query.selector import Matcher, Selection
 from .db import Database, load_sql
 from .ingest import Dictionaries
@@ -101,10 +101,10 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
         pl = con.sql(load_sql("labelsets_of_profiles")).fetchnumpy()
     finally:
         con.unregister("sel_profiles")
-    series_of = dict(zip(pids.tolist(), sids.tolist(), strict=False))
+    series_of = dict(zip(pids.tolist(), sids.tolist()))
     keep_p, keep_l = [], []
     cache: dict[tuple[int, int], bool] = {}
-    for p, ls in zip(pl["profile_id"].tolist(), pl["labelset_id"].tolist(), strict=False):
+    for p, ls in zip(pl["profile_id"].tolist(), pl["labelset_id"].tolist()):
         s = series_of[p]
         um = series[s]
         if not um:
@@ -139,44 +139,20 @@ def merged_rows(db: Database, m: Matched) -> dict[str, np.ndarray]:
         con.unregister("sel_pairs")
 
 
-def stacks_and_frames(db: Database, stack_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, FrameTable]:
-    """CSR (offsets, local frame indices) for ``stack_ids`` (sorted, unique) and their frames."""
-    con = db.con
-    con.register("want_ids", pa.table({"id": pa.array(stack_ids.astype(np.int32))}))
-    try:
-        tbl = con.sql(load_sql("stacks_by_id")).to_arrow_table()
-    finally:
-        con.unregister("want_ids")
-    lists = tbl.column("frames").combine_chunks()
-    offs = lists.offsets.to_numpy().astype(np.int64)
-    offs = offs - offs[0]
-    gflat = lists.flatten().to_numpy()
+def stacks_and_frames(d: Dictionaries, stack_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, FrameTable]:
+    """CSR (offsets, local frame indices) for ``stack_ids`` and their frames, from memory."""
+    snap = d.index.snapshot()
+    offs, gflat = csr_take(snap.stack_offs, snap.stack_flat, stack_ids.astype(np.int64))
     # frame ids are dense: presence and local indices through a lookup table (np.unique without
-    # flags is hash-based and slow on millions of values in numpy 2.4, searchsorted is log n)
+    # flags is hash-based and slow on millions of values in numpy 2.4; searchsorted is log n)
     present = np.zeros(int(gflat.max()) + 1 if len(gflat) else 0, bool)
     present[gflat] = True
     fids = np.flatnonzero(present)
-    lut = (np.cumsum(present) - 1).astype(np.int32)
-    con.register("want_ids", pa.table({"id": pa.array(fids.astype(np.int32))}))
-    try:
-        ft = con.sql(load_sql("frames_by_id")).fetchnumpy()
-    finally:
-        con.unregister("want_ids")
-    frames = FrameTable([str(x) for x in ft["name"]], [str(x) for x in ft["system_name"]],
-                        [str(x) for x in ft["file"]], ft["line"].astype(np.int64),
-                        ft["start_line"].astype(np.int64), ft["address"].astype(np.uint64),
-                        [str(x) for x in ft["mapping_file"]])
-    local = lut[gflat]
-    return offs, local, frames
+    local = (np.cumsum(present) - 1).astype(np.int32)[gflat]
+    return offs, local, snap.frames.table(fids.astype(np.int64))
 
 
-def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
-    m = match_profiles(db, d, sel)
-    parts = m.profile_type.split(":")
-    st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
-    if not len(m.profile_ids):
-        return StackSet(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64), FrameTable(),
-                        st, 0, 0, 0, 0, None)
+def _merged_per_stack(db: Database, m: Matched) -> tuple[np.ndarray, np.ndarray, int]:
     rows = merged_rows(db, m)
     stack = rows["stack_id"].astype(np.int64)
     value = rows["value"].astype(np.int64)
@@ -184,11 +160,53 @@ def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
     uniq, inv = np.unique(stack, return_inverse=True)
     per_stack = np.zeros(len(uniq), np.int64)
     np.add.at(per_stack, inv, value)
-    offs, flat, frames = stacks_and_frames(db, uniq)
+    return uniq, per_stack, total
+
+
+def _sample_type(m: Matched) -> ValueType:
+    parts = m.profile_type.split(":")
+    return ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
+
+
+def empty_stackset(st: ValueType) -> StackSet:
+    return StackSet(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64), FrameTable(),
+                    st, 0, 0, 0, 0, None)
+
+
+def select_tree(db: Database, d: Dictionaries, sel: Selection, granularity: str, max_nodes: int):
+    """(StackSet carrying totals only, flame graph Tree) without materializing stacks."""
+    from ..analysis.stacks import frame_keys
+    from ..analysis.tree import ancestors_closure, build_tree, tree_from_nodes
+    m = match_profiles(db, d, sel)
+    st = _sample_type(m)
+    if not len(m.profile_ids):
+        e = empty_stackset(st)
+        return e, build_tree([e], granularity, max_nodes)
+    stacks, per_stack, total = _merged_per_stack(db, m)
+    snap = d.index.snapshot()
+    leaves = snap.stack_leaf[stacks]
+    touched = ancestors_closure(snap.node_parent, leaves)
+    fids = np.unique(snap.node_frame[touched])
+    fids = fids[fids > 0]
+    keys_local, knames = frame_keys(snap.frames.table(fids.astype(np.int64)), granularity)
+    frame_key = np.full(len(snap.frames) + 1, -1, np.int64)
+    frame_key[fids] = keys_local
+    tree = tree_from_nodes(snap.node_parent, snap.node_frame, snap.node_depth, leaves, per_stack, frame_key,
+                           knames, max_nodes, touched)
+    info = StackSet(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64), FrameTable(), st,
+                    total, len(m.profile_ids), m.duration_nanos, m.period, m.period_type)
+    return info, tree
+
+
+def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
+    m = match_profiles(db, d, sel)
+    st = _sample_type(m)
+    if not len(m.profile_ids):
+        return empty_stackset(st)
+    stacks, per_stack, total = _merged_per_stack(db, m)
+    offs, flat, frames = stacks_and_frames(d, stacks)
     return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
                     m.period, m.period_type)
-
-
 
 
 @dataclass
@@ -267,7 +285,7 @@ def select_per_profile(db: Database, d: Dictionaries, sels: list[Selection]) -> 
     uniq = np.flatnonzero(present)
     remap = np.cumsum(present) - 1
     if len(uniq):
-        offs, flat, frames = stacks_and_frames(db, uniq)
+        offs, flat, frames = stacks_and_frames(d, uniq)
     else:
         offs, flat, frames = np.zeros(1, np.int64), np.zeros(0, np.int32), FrameTable()
     out = []

@@ -1,0 +1,191 @@
+"""Core engine benchmarks (issue 2). Run: python3 benchmarks/bench_core.py [--quick] [--write]
+
+1. `profscope top` on gp_large.cpu.pb.gz as a whole process vs `go tool pprof -top` (interleaved runs).
+2. Store ingest of a 20k-sample profile; 1,000 small (~300-sample) profiles.
+3. Flame graph and top over 10 million stored samples (10,000 profiles), in a server process; its RSS.
+4. Bytes on disk per stored sample.
+Targets are printed next to each figure; --write appends the results to benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+DATA = Path(os.environ.get("PROFSCOPE_SHARED", ROOT.parent / "shared")) / "data"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def bench_top(runs: int) -> dict:
+    f = str(DATA / "pprof/gp_large.cpu.pb.gz")
+    exe = shutil.which("profscope") or sys.executable
+    ours = [exe, "top", f, "--limit", "20"] if exe.endswith("profscope") else [exe, "-m", "profscope.cli", "top", f]
+    go = ["go", "tool", "pprof", "-symbolize=none", "-top", f]
+    timed(ours), timed(go)  # warm caches
+    a, b = [], []
+    for _ in range(runs):
+        a.append(timed(ours))
+        b.append(timed(go))
+    ma, mb = statistics.median(a), statistics.median(b)
+    return {"profscope_top_s": round(ma, 3), "go_pprof_top_s": round(mb, 3), "ratio": round(ma / mb, 2),
+            "target": "ratio <= 0.5"}
+
+
+def bench_ingest(tmp: Path) -> dict:
+    from profscope.formats import decode
+    from profscope.store import Store
+    from synth import profile_from_pool, stack_pool
+    raw = (DATA / "pprof/gp_large.cpu.pb.gz").read_bytes()
+    store = Store(str(tmp / "ingest"))
+    t = time.perf_counter()
+    p = decode(raw)
+    t_dec = time.perf_counter() - t
+    t = time.perf_counter()
+    store.ingest(p, {"service_name": "big"})
+    t_first = time.perf_counter() - t
+    p2 = decode(raw)
+    t = time.perf_counter()
+    store.ingest(p2, {"service_name": "big2"})
+    t_again = time.perf_counter() - t
+    pool = stack_pool(20_000)
+    small = [profile_from_pool(pool, 300, i, 10**18 + i * 10**10) for i in range(1000)]
+    t = time.perf_counter()
+    for k in range(0, 1000, 100):
+        store.ingest_many([(q, {"service_name": "small"}) for q in small[k:k + 100]])
+    rate_batched = 1000 / (time.perf_counter() - t)
+    small2 = [profile_from_pool(pool, 300, i, 2 * 10**18 + i * 10**10) for i in range(200)]
+    t = time.perf_counter()
+    for q in small2:
+        store.ingest(q, {"service_name": "small-seq"})
+    rate_seq = 200 / (time.perf_counter() - t)
+    store.close()
+    return {"decode_20k_ms": round(t_dec * 1000, 1), "store_20k_first_ms": round(t_first * 1000, 1),
+            "store_20k_again_ms": round(t_again * 1000, 1),
+            "decode_plus_store_20k_ms": round((t_dec + t_first) * 1000, 1), "target_20k": "< 150 ms",
+            "small_profiles_per_s_batched_100": round(rate_batched), "small_profiles_per_s_one_by_one": round(rate_seq),
+            "target_small": ">= 500/s"}
+
+
+def build_10m(path: Path, n_profiles: int, per_profile: int) -> dict:
+    from profscope.store import Store
+    from synth import profile_from_pool, stack_pool
+    store = Store(str(path))
+    pool = stack_pool(200_000, n_funcs=20_000)
+    t = time.perf_counter()
+    batch = []
+    for i in range(n_profiles):
+        batch.append((profile_from_pool(pool, per_profile, i, 10**18 + i * 10**10),
+                      {"service_name": f"svc{i % 10}", "pod": f"pod-{i % 100}"}))
+        if len(batch) == 100:
+            store.ingest_many(batch)
+            batch = []
+    if batch:
+        store.ingest_many(batch)
+    dt = time.perf_counter() - t
+    store.db.checkpoint()
+    stats = store.stats()
+    store.close()
+    size = sum(f.stat().st_size for f in path.iterdir())
+    return {"profiles": stats["profiles"], "sample_rows": stats["sample_rows"], "stacks": stats["stacks"],
+            "build_s": round(dt, 1), "bytes_on_disk": size,
+            "bytes_per_sample_row": round(size / max(stats["sample_rows"], 1), 2), "target_bytes": "< 4"}
+
+
+def bench_query(path: Path, runs: int) -> dict:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--data-dir",
+                             str(path)], stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}"
+        out = {}
+        for name, url in (("flamegraph", f"/api/v1/flamegraph?query={urllib.request.quote(q)}&max_nodes=8192"),
+                          ("top", f"/api/v1/top?query={urllib.request.quote(q)}&limit=100")):
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                body = urllib.request.urlopen(base + url, timeout=120).read()
+                times.append(time.perf_counter() - t)
+            out[f"{name}_ms_median"] = round(statistics.median(times) * 1000, 1)
+            out[f"{name}_ms_first"] = round(times[0] * 1000, 1)
+            out[f"{name}_total"] = json.loads(body)["total"]
+        rss = int([ln for ln in open(f"/proc/{proc.pid}/status") if ln.startswith("VmHWM")][0].split()[1]) * 1024
+        out["server_peak_rss_mib"] = round(rss / 2**20)
+        out["target"] = "< 300 ms each, RSS < 1 GiB"
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="1M samples instead of 10M")
+    ap.add_argument("--write", action="store_true", help="append results to benchmarks/RESULTS.md")
+    ap.add_argument("--keep", default=None, help="directory for the 10M-sample store (reused if present)")
+    args = ap.parse_args()
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    tmp = Path(tempfile.mkdtemp(prefix="profscope-bench-"))
+    try:
+        results["top_vs_pprof"] = bench_top(5 if args.quick else 11)
+        print(json.dumps(results["top_vs_pprof"]), flush=True)
+        results["ingest"] = bench_ingest(tmp)
+        print(json.dumps(results["ingest"]), flush=True)
+        n_prof = 1000 if args.quick else 10_000
+        big = Path(args.keep) if args.keep else tmp / "10m"
+        if not (big / "profscope.duckdb").exists():
+            results["store_10m"] = build_10m(big, n_prof, 1000)
+            print(json.dumps(results["store_10m"]), flush=True)
+        results["query_10m"] = bench_query(big, 5)
+        print(json.dumps(results["query_10m"]), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.write:
+        with open(HERE / "RESULTS.md", "a") as fh:
+            fh.write(f"\n## Core engine ({results['date']})\n\nMachine: {results['machine']}\n\n```json\n"
+                     f"{json.dumps(results, indent=2)}\n```\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Grafana Pyroscope's HTTP API on profscope: agents push here and Grafana reads here unchanged.
+
+Ingest: ``POST /push.v1.PusherService/Push`` (Connect), ``POST /ingest`` and
+``/pyroscope/ingest`` (legacy query-parameter API). Read: ``GET /pyroscope/render``,
+``/pyroscope/render-diff``, ``/pyroscope/label-values``, ``/pyroscope/labels``.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Blueprint, jsonify, request
+
+from ..errors import BadInput, LimitExceeded, Overloaded
+from ..formats.pprof import decode_pprof
+from ..model import Profile
+from ..query.selector import Matcher, Selection, parse_query
+from ..query.timeparse import parse_time
+from ..wire import flamebearer as fb
+from ..wire.legacy_ingest import decode_ingest, parse_params
+from ..wire.proto.push.v1 import push_pb2
+from .connect_route import connect_method
+from .params import arg, int_arg, state, tenant
+
+bp = Blueprint("pyroscope", __name__)
+
+RESERVED_KEEP = {"__name__"}
+REQUIRED_LABELS = ("__name__", "service_name")
+
+
+def _slot():
+    """Bound the requests decoding at once (beyond ``max_concurrent_ingest``: 429)."""
+    st = state()
+    if not st.ingest_slots.acquire(blocking=False):
+        raise Overloaded(f"more than max_concurrent_ingest={st.config['max_concurrent_ingest']} "
+                         "ingest requests in flight; retry later")
+    return st.ingest_slots
+
+
+def fix_time(profile: Profile, now_ns: int | None = None) -> Profile:
+    """Profiles without a time are stamped now; times written in microseconds by old
+    pyroscope-rs/py-spy versions (they land in 1970) are scaled to nanoseconds."""
+    t = profile.time_nanos
+    if t <= 0:
+        profile.time_nanos = now_ns or time.time_ns()
+    elif 10**14 <= t < 10**17:
+        profile.time_nanos = t * 1000
+    return profile
+
+
+def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) -> None:
+    """All profiles of one request are checked first, then stored in one transaction (shared
+    with concurrent requests: the store's group commit)."""
+    if items:
+        state().store.ingest_many(items, tenant_id)
+
+
+def push_labels(pairs) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for lp in pairs:
+        if lp.name.startswith("__") and lp.name not in RESERVED_KEEP:
+            continue   # reserved (__delta__, __session_id__, ...): Pyroscope-internal
+        labels[lp.name] = lp.value
+    missing = [n for n in REQUIRED_LABELS if not labels.get(n)]
+    if missing:
+        raise BadInput(f"series labels {sorted(labels)} lack the required label(s) {', '.join(missing)}")
+    return labels
+
+
+@connect_method(bp, "/push.v1.PusherService/Push", push_pb2.PushRequest)
+def push(req: push_pb2.PushRequest):
+    t = tenant()
+    slot = _slot()
+    try:
+        items = []
+        now = time.time_ns()
+        for si, series in enumerate(req.series):
+            labels = push_labels(series.labels)
+            for k, sample in enumerate(series.samples):
+                try:
+                    profile = decode_pprof(sample.raw_profile, state().limits)
+                except LimitExceeded:
+                    raise
+                except BadInput as e:
+                    raise BadInput(f"series[{si}].samples[{k}].raw_profile: {e.message}") from None
+                items.append((fix_time(profile, now), labels))
+        store_profiles(items, t)
+    finally:
+        slot.release()
+    return push_pb2.PushResponse()
+
+
+@bp.post("/ingest")
+@bp.post("/pyroscope/ingest")
+def legacy_ingest():
+    t = tenant()
+    params = parse_params(request.args)
+    slot = _slot()
+    try:
+        item = decode_ingest(params, request.get_data(cache=False), request.content_type, state().limits)
+        store_profiles([(item.profile, item.labels)], t)
+    finally:
+        slot.release()
+    return ("", 200)
+
+
+# ------------------------------------------------------------------------------------ read
+def render_selection(query: str | None, start_ns: int | None, end_ns: int | None) -> Selection:
+    ptype, matchers = parse_query(query)
+    if not ptype:
+        raise BadInput(f"query {query!r} must start with a profile type such as "
+                       "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"app\"}")
+    return Selection(ptype, tuple(matchers), start_ns, end_ns, tenant())
+
+
+def _range(from_key: str, until_key: str) -> tuple[int, int]:
+    now = time.time_ns()
+    start = parse_time(arg(from_key, default="now-1h"), now, what=from_key)
+    end = parse_time(arg(until_key, default="now"), now, what=until_key)
+    if start is None or end is None or start > end:
+        raise BadInput(f"{from_key} must not be after {until_key}")
+    return start, end
+
+
+def _max_nodes() -> int:
+    cfg = state().config
+    key = "maxNodes" if arg("maxNodes", default=None) is not None else "max-nodes"
+    n = fb.resolve_max_nodes(int_arg(key, 0, -1, cfg["max_nodes_cap"]), cfg["max_nodes"])
+    return n or cfg["max_nodes_cap"]
+
+
+def metadata(profile_type: str, fmt: str) -> dict:
+    parts = (profile_type.split(":") + [""] * 5)[:5]
+    sample_type, unit = parts[1], parts[2]
+    if sample_type in ("inuse_objects", "alloc_objects", "goroutine", "samples"):
+        unit = "objects"
+    elif sample_type == "cpu":
+        unit = "samples"
+    return {"format": fmt, "units": unit, "name": sample_type, "sampleRate": 100, "spyName": ""}
+
+
+def timeline(sel: Selection, start_ns: int, end_ns: int) -> dict:
+    """Sum of values per step over [start, end] (Pyroscope's flamebearer ``timeline``)."""
+    span_s = max(1, (end_ns - start_ns) // 10**9)
+    step_s = max(10, int(math.ceil(span_s / 1000 / 10.0)) * 10)
+    start_s = start_ns // 10**9 // step_s * step_s
+    n = int((end_ns // 10**9 - start_s) // step_s) + 1
+    samples = [0] * n
+    for s in state().store.time_series(sel, step_s * 10**9, []):
+        for t_ns, v in s["points"]:
+            i = int(t_ns // 10**9 - start_s) // step_s
+            if 0 <= i < n:
+                samples[i] += int(v)
+    return {"startTime": int(start_s), "samples": samples, "durationDelta": step_s}
+
+
+@bp.get("/pyroscope/render")
+def render():
+    start, end = _range("from", "until")
+    sel = render_selection(arg("query", default=""), start, end)
+    fg = fb.flamegraph_from_stackset(state().store.select(sel), _max_nodes())
+    body = {"version": 1, "flamebearer": fg.to_flamebearer(), "metadata": metadata(sel.profile_type or "", "single"),
+            "timeline": timeline(sel, start, end)}
+    return jsonify(body)
+
+
+@bp.get("/pyroscope/render-diff")
+def render_diff():
+    ls, le = _range("leftFrom", "leftUntil")
+    rs, re_ = _range("rightFrom", "rightUntil")
+    left = render_selection(arg("leftQuery", default=""), ls, le)
+    right = render_selection(arg("rightQuery", default=""), rs, re_)
+    store = state().store
+    diff = fb.diff_from_stacksets(store.select(left), store.select(right), _max_nodes())
+    body = {"version": 1, "flamebearer": diff.to_flamebearer(),
+            "metadata": metadata(left.profile_type or "", "double"),
+            "leftTicks": diff.left_ticks, "rightTicks": diff.right_ticks,
+            "timeline": timeline(right, rs, re_)}
+    return jsonify(body)
+
+
+def _label_filter() -> tuple[str | None, list[Matcher], int, int]:
+    start, end = _range("from", "until")
+    ptype, matchers = parse_query(arg("query", "match[]", default=""))
+    return ptype, matchers, start, end
+
+
+@bp.get("/pyroscope/label-values")
+def label_values():
+    name = arg("label", "name", default=None)
+    if not name:
+        raise BadInput("parameter label is required, e.g. /pyroscope/label-values?label=service_name")
+    ptype, matchers, start, end = _label_filter()
+    return jsonify(state().store.label_values(name, tenant(), matchers, ptype, start, end))
+
+
+@bp.get("/pyroscope/labels")
+def label_names():
+    ptype, matchers, start, end = _label_filter()
+    return jsonify(state().store.label_names(tenant(), matchers, ptype, start, end))

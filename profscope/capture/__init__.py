@@ -1,0 +1,1 @@
+"""Capture profiles without an agent: ``profscope record`` (py-spy) and self-profiling."""

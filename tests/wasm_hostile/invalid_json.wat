@@ -1,0 +1,8 @@
+;; returns bytes that are not JSON
+(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{\"findings\": [ oops")
+  (func (export "profscope_abi_v1"))
+  (func (export "psp_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "psp_analyze") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 19) (i64.const 32)) (i64.const 16))))
