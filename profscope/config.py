@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "admin_token": "",            # when set, plugin upload/delete need "Authorization: Bearer <token>"
     "otlp_grpc_port": 4317,
     "otlp_grpc": True,            # `profscope serve` also listens for OTLP profiles over gRPC
+    "self_profile_upload_interval": 10,  # seconds between pushes of `serve --self-profile`
     "plugins_allowlist": "",      # comma-separated entry-point plugin names to load; empty = all installed
     "plugins_config": {},         # {plugin name: {setting: value}}; env PROFSCOPE_PLUGINS_CONFIG is JSON
 }

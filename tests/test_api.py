@@ -151,3 +151,11 @@ def test_multitenancy_isolation(tmp_path, data):
     finally:
         srv.close()
         app.extensions["profscope"].store.close()
+
+
+def test_form_urlencoded_body_is_taken_as_raw_bytes(live_server, data):
+    """curl --data-binary and urllib send application/x-www-form-urlencoded: still the raw profile."""
+    body = (data / "pprof/gp_large.cpu.pb.gz").read_bytes()
+    r = requests.post(live_server.url + "/api/v1/ingest", params={"service": "curl"}, data=body,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+    assert r.status_code == 201, r.text

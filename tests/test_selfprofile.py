@@ -122,3 +122,39 @@ def test_tags_and_stop_without_start():
     assert tags["region"] == "eu"
     assert selfprofile.stop_self_profiling() is False
     assert selfprofile.SERVICE_NAME == "profscope"
+
+
+def test_serve_self_profile_flag(tmp_path, data):
+    """`profscope serve --self-profile`: the server's own hot paths show up in its own store."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = dict(os.environ, PROFSCOPE_SELF_PROFILE_UPLOAD_INTERVAL="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--no-otlp-grpc",
+                             "--self-profile", "--data-dir", str(tmp_path / "d")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-500:]
+                time.sleep(0.1)
+        body = (data / "pprof/gp_large.cpu.pb.gz").read_bytes()
+        found = {"rows": []}
+        deadline = time.monotonic() + 40
+        while not found["rows"] and time.monotonic() < deadline:
+            # give the server work to sample, then look for its own profile
+            urllib.request.urlopen(urllib.request.Request(url + "/api/v1/ingest?service=load", data=body,
+                                                          method="POST"), timeout=30).read()
+            found = _top(url, 'cpu{service_name="profscope"}')
+        assert found["rows"], "the server's own profile never arrived"
+        names = {r["name"] for r in found["rows"]}
+        assert names & {"decode_pprof", "prepare", "_stage", "ingest", "decode"}, sorted(names)[:20]
+    finally:
+        proc.terminate()
+        proc.wait(10)

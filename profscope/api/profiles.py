@@ -11,10 +11,14 @@ bp = Blueprint("profiles", __name__, url_prefix="/api/v1")
 
 
 def _body() -> bytes:
-    if request.files:
+    """The profile bytes: multipart field ``profile`` (or the first file), else the raw body
+    whatever its content type (``curl --data-binary`` says x-www-form-urlencoded)."""
+    if request.mimetype == "multipart/form-data":
+        if not request.files:
+            raise BadInput("multipart upload without a file: send the profile in field 'profile'")
         f = request.files.get("profile") or next(iter(request.files.values()))
         return f.read()
-    return request.get_data(cache=False)
+    return request.get_data(cache=False, parse_form_data=False)
 
 
 @bp.post("/ingest")

@@ -14,8 +14,10 @@ import click
 @click.option("--otlp-grpc/--no-otlp-grpc", "otlp_grpc", default=None,
               help="also accept OTLP profiles over gRPC (default on)")
 @click.option("--otlp-grpc-port", default=None, type=int, help="port of the OTLP gRPC listener (default 4317)")
+@click.option("--self-profile", is_flag=True, default=False,
+              help='profile this server with the pyroscope-io SDK into its own store (service_name="profscope")')
 def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None,
-          otlp_grpc: bool | None, otlp_grpc_port: int | None):
+          otlp_grpc: bool | None, otlp_grpc_port: int | None, self_profile: bool):
     """Run the profscope server (HTTP API, Pyroscope-compatible endpoints)."""
     import waitress
 
@@ -32,8 +34,20 @@ def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy
         except OSError as e:   # HTTP (and OTLP over HTTP) still serve
             click.echo(f"warning: OTLP gRPC listener not started ({e}); choose another port with "
                        "--otlp-grpc-port or turn it off with --no-otlp-grpc", err=True)
+    if self_profile:
+        from ..capture.selfprofile import start_self_profiling
+        # push to our own loopback address even when listening on all interfaces
+        start_self_profiling(f"http://127.0.0.1:{port}", {"data_dir": str(data_dir)},
+                             upload_interval=int(cfg["self_profile_upload_interval"]),
+                             tenant="profscope" if cfg["multitenancy"] else "")
+        click.echo("profscope is profiling itself (service_name=\"profscope\")", err=True)
     click.echo(f"profscope serving on http://{host}:{port} (data in {data_dir})", err=True)
-    waitress.serve(app, host=host, port=port, threads=cfg["threads"], ident="profscope",
-                   max_request_body_size=cfg.limits.max_body_bytes, connection_limit=1000,
-                   channel_timeout=120, backlog=2048, _quiet=True)
+    try:
+        waitress.serve(app, host=host, port=port, threads=cfg["threads"], ident="profscope",
+                       max_request_body_size=cfg.limits.max_body_bytes, connection_limit=1000,
+                       channel_timeout=120, backlog=2048, _quiet=True)
+    finally:
+        if self_profile:
+            from ..capture.selfprofile import stop_self_profiling
+            stop_self_profiling()
     return 0

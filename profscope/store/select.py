@@ -183,7 +183,7 @@ def select_tree(db: Database, d: Dictionaries, sel: Selection, granularity: str,
         e = empty_stackset(st)
         return e, build_tree([e], granularity, max_nodes)
     stacks, per_stack, total = _merged_per_stack(db, m)
-    snap = d.index.snapshot()
+    snap = d.index.snapshot(with_nodes=True)
     leaves = snap.stack_leaf[stacks]
     touched = ancestors_closure(snap.node_parent, leaves)
     fids = np.unique(snap.node_frame[touched])

@@ -11,6 +11,7 @@ Arrays grow by doubling; ingest appends under the dictionaries' lock, queries re
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,16 +107,31 @@ class StackIndex:
         self.node_frame.extend(np.zeros(1, np.int32))
         self.node_depth.extend(np.zeros(1, np.int32))
         self.node_of: dict[int, int] = {}           # prefix hash -> node id
+        self._nodes_done = 1                        # stacks [1, _nodes_done) have their leaf node
+        self._lock = threading.Lock()
 
     def add_stacks(self, offs: np.ndarray, flat: np.ndarray) -> None:
-        """Append stacks (next ids, in order) given as CSR of global frame ids, leaf first."""
+        """Append stacks (next ids, in order) given as CSR of global frame ids, leaf first. Their
+        call-path nodes are made lazily, in one batch, by the next query that needs them."""
         n = len(offs) - 1
         if n == 0:
             return
-        base = int(self.offs.view()[-1])
-        self.offs.extend(offs[1:] + base)
-        self.flat.extend(flat.astype(np.int32))
-        self.leaf.extend(self._nodes_for(offs, flat))
+        with self._lock:
+            base = int(self.offs.view()[-1])
+            self.offs.extend(offs[1:] + base)
+            self.flat.extend(flat.astype(np.int32))
+            self.leaf.extend(np.zeros(n, np.int32))
+
+    def _catch_up(self) -> None:
+        """Give every stack added since the last query its leaf node (caller holds the lock)."""
+        n = self.leaf.n
+        if self._nodes_done >= n:
+            return
+        all_offs = self.offs.view()
+        offs = all_offs[self._nodes_done:n + 1]
+        flat = self.flat.view()[offs[0]:offs[-1]]
+        self.leaf.a[self._nodes_done:n] = self._nodes_for(offs - offs[0], flat)
+        self._nodes_done = n
 
     def _nodes_for(self, offs: np.ndarray, flat: np.ndarray) -> np.ndarray:
         """Leaf node of every stack, creating the missing prefix nodes."""
@@ -161,6 +177,9 @@ class StackIndex:
         leaf[lens > 0] = slot_node[leaf_slot]
         return leaf
 
-    def snapshot(self) -> Snapshot:
-        return Snapshot(self.offs.view(), self.flat.view(), self.leaf.view(), self.node_parent.view(),
-                        self.node_frame.view(), self.node_depth.view(), self.frames)
+    def snapshot(self, with_nodes: bool = False) -> Snapshot:
+        with self._lock:
+            if with_nodes:
+                self._catch_up()
+            return Snapshot(self.offs.view(), self.flat.view(), self.leaf.view(), self.node_parent.view(),
+                            self.node_frame.view(), self.node_depth.view(), self.frames)
