@@ -347,3 +347,18 @@ def test_cli_server_unreachable_exits_3(capsys):
 def test_openapi_documents_diff(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert "/api/v1/diff" in doc["paths"] and "DiffReport" in doc["components"]["schemas"]
+
+
+def test_top_stacks_merge_frames_of_the_same_function():
+    # frames 0 and 1 are the same function on two lines: their stacks are one stack by function
+    frames = FrameTable.from_names(["main", "work", "work", "other"], lines=[1, 10, 20, 5])
+    base = StackSet(np.array([0, 2, 4]), np.array([1, 0, 3, 0], np.int32), np.array([10, 10]), frames,
+                    ValueType("cpu", "nanoseconds"), 20)
+    head = StackSet(np.array([0, 2, 4]), np.array([1, 0, 2, 0], np.int32), np.array([30, 10]), frames,
+                    ValueType("cpu", "nanoseconds"), 40)
+    res = diff([base], [head], "none")
+    stacks = {s["stack"]: (s["base"], s["head"]) for s in res.to_json(stacks=10)["stacks"]}
+    assert stacks == {"main;work": (10, 40), "main;other": (10, 0)}
+    t = res.tree()
+    t.self_check()
+    assert sorted(t.names[t.name[i]] for i in range(t.n_nodes)) == ["main", "other", "total", "work"]

@@ -83,7 +83,13 @@ def sequence_hashes(offs: np.ndarray, flat: np.ndarray) -> np.ndarray:
         return _mix(lens.astype(np.uint64))
     pos = np.arange(len(flat), dtype=np.int64)
     pos -= np.repeat(offs[:-1], lens)
+    np.bitwise_and(pos, 0xFFFF, out=pos)
+    terms = _POS_KEYS[pos]
     with np.errstate(over="ignore"):
-        terms = (flat.astype(np.uint64) + np.uint64(1)) * _POS_KEYS[pos & 0xFFFF]
-        csum = np.concatenate([np.zeros(1, np.uint64), np.cumsum(terms, dtype=np.uint64)])
+        k = flat.astype(np.uint64)
+        k += np.uint64(1)
+        terms *= k
+        csum = np.empty(len(flat) + 1, np.uint64)
+        csum[0] = 0
+        np.cumsum(terms, out=csum[1:])
         return _mix((csum[offs[1:]] - csum[offs[:-1]]) ^ _mix(lens.astype(np.uint64)))
