@@ -171,18 +171,17 @@ def diff(base: Side | list[StackSet], head: Side | list[StackSet], normalize: st
     fam = _family(share, options)
     method, note = _method(sides, options, len(fam))
     p_g, q_g, p_l, q_l = (np.full(nk, np.nan) for _ in range(4))
-    if method == "mann-whitney":
-        if len(fam):
-            mats = [_per_profile(s, off, fam, leaf, st_offs, st_keys, nk, options.metric, normalize)
-                    for s, off in zip(sides, offsets, strict=True)]
-            for j, (m, s) in enumerate(zip(mats, sides, strict=False)):
-                if m.shape[1] < s.n_profiles:
-                    warnings.append(f"{('base', 'head')[j]}: {s.n_profiles - m.shape[1]} profile(s) with a "
-                                    f"zero {'total' if normalize == 'total' else 'duration'} left out of the test")
-            p_g[fam] = mann_whitney(mats[0], mats[1], "greater")
-            p_l[fam] = mann_whitney(mats[0], mats[1], "less")
-            q_g[fam] = benjamini_hochberg(p_g[fam])
-            q_l[fam] = benjamini_hochberg(p_l[fam])
+    if method == "mann-whitney" and len(fam):
+        mats = [_per_profile(s, off, fam, leaf, st_offs, st_keys, nk, options.metric, normalize)
+                for s, off in zip(sides, offsets, strict=True)]
+        for j, (m, s) in enumerate(zip(mats, sides, strict=False)):
+            if m.shape[1] < s.n_profiles:
+                warnings.append(f"{('base', 'head')[j]}: {s.n_profiles - m.shape[1]} profile(s) with a "
+                                f"zero {'total' if normalize == 'total' else 'duration'} left out of the test")
+        p_g[fam] = mann_whitney(mats[0], mats[1], "greater")
+        p_l[fam] = mann_whitney(mats[0], mats[1], "less")
+        q_g[fam] = benjamini_hochberg(p_g[fam])
+        q_l[fam] = benjamini_hochberg(p_l[fam])
 
     res = DiffResult(sides[0].stacks.sample_type, normalize, granularity, options, method, note,
                      summaries[0], summaries[1], names, flat, p_g, q_g, p_l, q_l,
@@ -196,8 +195,9 @@ def diff(base: Side | list[StackSet], head: Side | list[StackSet], normalize: st
 
 def _union_stacks(sides: list[Side], granularity: str):
     """The stacks of both sides in function keys (leaf first, CSR), their values per side [n, 2],
-    and where each side's stacks start among them (both at 0 when the sides share a table). Stacks need not be distinct:
-    flat, cum, trees and the noise test do not care, and top_stacks groups them when asked.
+    and where each side's stacks start among them (both at 0 when the sides share a table).
+    Stacks need not be distinct: flat, cum, trees and the noise test do not care, and
+    top_stacks groups them when asked.
 
     Sides read together from the store share their stack and frame tables: the work is then
     done once."""
