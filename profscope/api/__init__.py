@@ -25,6 +25,7 @@ BLUEPRINTS = [
     "profscope.api.pyroscope:bp",
     "profscope.api.querier:bp",
     "profscope.api.otlp:bp",
+    "profscope.api.traces:bp",
     "profscope.api.diff:bp",
 ]
 

@@ -116,6 +116,88 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok("OpenAPI 3.1")}}},
 }
 
+# ---------------------------------------------------------------- trace joins (api/traces.py)
+JOIN_PARAMS = [
+    _q("query", "profile type and label selector of the profiles to join (default: the only type, else CPU time)"),
+    _q("span_id", "span id, up to 16 hex digits (repeatable)", many=True),
+    _q("trace_id", "trace id, up to 32 hex digits (repeatable)", many=True),
+    _q("service", "span query: service.name of the spans"),
+    _q("span_name", "span query: span name"),
+    _q("min_duration", "span query: minimum span duration (500ms, 1.5s, 250us, or ns)"),
+    _q("max_duration", "span query: maximum span duration"),
+    _q("attr", "span query: attribute equality key=value on span (else resource) attributes (repeatable)", many=True),
+    _q("status", "span query: unset | ok | error", schema={"type": "string", "enum": ["unset", "ok", "error"]}),
+    _q("from", "span query: spans overlapping [from, until] (unix s/ms/us/ns, now-1h, ISO 8601)"),
+    _q("until", "span query: end of the time range"),
+    _q("descendants", "include samples of the spans below each span (default true)", schema={"type": "boolean"}),
+    _q("approximate", "spans without samples of their own get their nearest sampled ancestor's samples in "
+       "profiles overlapping the span (default true; the response says approximate)", schema={"type": "boolean"}),
+    _q("unlinked", "spans without linked samples get unlinked samples of their service in profiles overlapping "
+       "the span, matching thread_id/pid (default false; approximate)", schema={"type": "boolean"}),
+]
+JOIN_INFO = {"type": "object", "description": "what was joined", "properties": {
+    "span_ids": {"type": "array", "items": {"type": "string"}},
+    "trace_ids": {"type": "array", "items": {"type": "string"}},
+    "span_query": {"type": "object"}, "spans_matched": {"type": "integer"},
+    "linked_pairs": {"type": "integer", "description": "(profile, label set) pairs joined"},
+    "approximate": {"type": "boolean", "description": "true when part of the result comes from a time-window "
+                    "approximation rather than span/trace ids in the samples"},
+    "notes": {"type": "array", "items": {"type": "string"}}}}
+PATHS.update({
+    "/v1/traces": {"post": {
+        "summary": "OTLP/HTTP trace export (ExportTraceServiceRequest, protobuf or JSON with hex ids; gzip ok)",
+        "parameters": [TENANT],
+        "requestBody": {"content": {"application/x-protobuf": {}, "application/json": {}}},
+        "responses": {"200": _ok("ExportTraceServiceResponse (same encoding as the request)"),
+                      **_errors(400, 401, 413, 415, 429)}}},
+    "/api/v1/traces/flamegraph": {"get": {
+        "summary": "Flame graph of the samples of spans (span_id), traces (trace_id) or a span query",
+        "parameters": [TENANT, *JOIN_PARAMS, *VIEW_PARAMS],
+        "responses": {"200": _ok("flame graph with the join description", {"allOf": [
+            {"$ref": "#/components/schemas/FlameGraph"},
+            {"type": "object", "properties": {"join": JOIN_INFO}}]}), **_errors(400, 401)}}},
+    "/api/v1/traces/top": {"get": {
+        "summary": "Top table of the samples of spans, traces or a span query",
+        "parameters": [TENANT, *JOIN_PARAMS, *VIEW_PARAMS, _q("limit", "rows (0 = all)", schema={"type": "integer"})],
+        "responses": {"200": _ok("top table with the join description", {"allOf": [
+            {"$ref": "#/components/schemas/Top"},
+            {"type": "object", "properties": {"join": JOIN_INFO}}]}), **_errors(400, 401)}}},
+    "/api/v1/traces/exemplars": {"get": {
+        "summary": "Spans and traces that spent the most in a function or in frames matching a regex",
+        "parameters": [TENANT, *SELECTION_PARAMS[:3],
+                       _q("function", "function name (exact, as in the top table)"),
+                       _q("frame", "regex on function name, file or mapping"),
+                       _q("limit", "spans and traces to return (default 10)", schema={"type": "integer"})],
+        "responses": {"200": _ok("exemplars", {"type": "object", "properties": {
+            "total": {"type": "integer", "description": "linked value spent in the function"},
+            "spans": {"type": "array", "items": {"type": "object", "properties": {
+                "span_id": {"type": ["string", "null"]}, "trace_id": {"type": ["string", "null"]},
+                "value": {"type": "integer"}, "span_total": {"type": "integer"},
+                "name": {"type": ["string", "null"]}, "service": {"type": ["string", "null"]},
+                "start_ns": {"type": ["integer", "null"]}, "duration_ns": {"type": ["integer", "null"]}}}},
+            "traces": {"type": "array", "items": {"type": "object", "properties": {
+                "trace_id": {"type": "string"}, "value": {"type": "integer"}, "spans": {"type": "integer"}}}}}}),
+            **_errors(400, 401)}}},
+    "/api/v1/traces/spans": {"get": {
+        "summary": "Stored spans matching a span query, newest first",
+        "parameters": [TENANT, *[p for p in JOIN_PARAMS if p["name"] in (
+            "service", "span_name", "min_duration", "max_duration", "attr", "status", "from", "until")],
+            _q("limit", "spans (default 100)", schema={"type": "integer"})],
+        "responses": {"200": _ok("spans"), **_errors(400, 401)}}},
+    "/api/v1/traces/{trace_id}/spans": {"get": {
+        "summary": "Per-span sampled time of a trace: each span's self and total (self + descendants)",
+        "parameters": [TENANT, {"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                       JOIN_PARAMS[0]],
+        "responses": {"200": _ok("span table", {"type": "object", "properties": {
+            "trace_id": {"type": "string"}, "total": {"type": "integer"},
+            "spans": {"type": "array", "items": {"type": "object", "properties": {
+                "span_id": {"type": "string"}, "parent_span_id": {"type": ["string", "null"]},
+                "name": {"type": ["string", "null"]}, "service": {"type": ["string", "null"]},
+                "depth": {"type": "integer"}, "start_ns": {"type": ["integer", "null"]},
+                "duration_ns": {"type": ["integer", "null"]}, "self": {"type": "integer"},
+                "total": {"type": "integer"}, "stored": {"type": "boolean"}}}},
+            "notes": {"type": "array", "items": {"type": "string"}}}}), **_errors(400, 401)}}},
+})
 _DIFF_SIDE = {"type": "object", "required": ["query"], "properties": {
     "query": {"type": "string", "description": 'type{matchers}, e.g. cpu{service_name="api",version="1.4.0"}'},
     "from": {"type": ["string", "integer", "null"]}, "until": {"type": ["string", "integer", "null"]}}}

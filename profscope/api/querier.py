@@ -153,7 +153,14 @@ def _stackset(req) -> StackSet:
 @connect_method(bp, PREFIX + "SelectMergeStacktraces", q.SelectMergeStacktracesRequest)
 def select_merge_stacktraces(req: q.SelectMergeStacktracesRequest):
     _check_format(req.format)
-    fg = fb.flamegraph_from_stackset(_stackset(req), max_nodes(req))
+    spans, traces = list(req.span_selector), list(req.trace_id_selector)
+    if spans or traces:   # trace joins: the same engine as /api/v1/traces (query/traces.py)
+        from ..query.traces import select_for_spans
+        sel = selection(req.profile_typeID, req.label_selector, req.start, req.end)
+        ss = select_for_spans(state().store, sel, span_ids=spans or None, trace_ids=traces or None)
+    else:
+        ss = _stackset(req)
+    fg = fb.flamegraph_from_stackset(ss, max_nodes(req))
     return q.SelectMergeStacktracesResponse(flamegraph=flamegraph_message(fg))
 
 
@@ -165,23 +172,14 @@ def select_merge_profile(req: q.SelectMergeProfileRequest):
 
 @connect_method(bp, PREFIX + "SelectMergeSpanProfile", q.SelectMergeSpanProfileRequest)
 def select_merge_span_profile(req: q.SelectMergeSpanProfileRequest):
+    """The samples of the given spans: the same engine as /api/v1/traces (query/traces.py)."""
+    from ..query.traces import select_for_spans
     _check_format(req.format)
-    spans = [s.strip().lower() for s in req.span_selector if s.strip()]
+    spans = [s for s in req.span_selector if s.strip()]
     if not spans:
         raise BadInput("span_selector must list at least one span id (16 hex digits)")
-    for s in spans:
-        if len(s) > 32 or any(c not in "0123456789abcdef" for c in s):
-            raise BadInput(f"span id {s!r} is not hex")
-    base = selection(req.profile_typeID, req.label_selector, req.start, req.end)
-    store = state().store
-    alt = "|".join(spans)
-    parts = [store.select(Selection(base.profile_type, base.matchers + (Matcher(label, "=~", alt),),
-                                    base.start_ns, base.end_ns, base.tenant))
-             for label in ("span_id", "profile_id")]   # profile_id: the legacy name of span_id
-    from ..analysis.stacks import concat_stacksets
-    nonempty = [p for p in parts if p.n_stacks]
-    ss = concat_stacksets(nonempty) if nonempty else parts[0]
-    fg = fb.flamegraph_from_stackset(ss, max_nodes(req))
+    sel = selection(req.profile_typeID, req.label_selector, req.start, req.end)
+    fg = fb.flamegraph_from_stackset(select_for_spans(state().store, sel, span_ids=spans), max_nodes(req))
     return q.SelectMergeSpanProfileResponse(flamegraph=flamegraph_message(fg))
 
 

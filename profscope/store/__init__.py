@@ -25,6 +25,7 @@ from .select import (
     select_stackset,
     select_tree,
 )
+from .traces import TraceStore
 
 __all__ = ["Store", "IngestResult", "PerProfile", "default_data_dir"]
 
@@ -47,6 +48,7 @@ class Store:
         self.dicts = Dictionaries()
         self.dicts.load(self.db)
         self.writer = GroupWriter(self.db, self.dicts)
+        self.traces = TraceStore(self.db, self.dicts)  # spans and trace links (store/traces.py)
 
     # ------------------------------------------------------------------ write
     def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:

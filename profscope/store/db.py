@@ -55,6 +55,7 @@ class Database:
             raise StoreError(f"cannot open store {path}: {e}") from None
         self._local = threading.local()
         self.write_lock = threading.RLock()
+        self.applied: list[int] = []  # migrations applied by this open (data may need backfills)
         self._migrate()
 
     @property
@@ -78,6 +79,7 @@ class Database:
                 con.execute(text)
                 con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
                 con.execute("COMMIT")
+                self.applied.append(version)
             except Exception:
                 con.execute("ROLLBACK")
                 raise

@@ -19,7 +19,9 @@ from ..analysis.stacks import merge_rows, stack_hashes
 from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
+from ..traceids import Link
 from .db import Database
+from .links import link_rows
 from .stackindex import StackIndex
 
 RESERVED_OK = {"__name__"}
@@ -39,6 +41,7 @@ class Dictionaries:
     series: dict[int, int] = field(default_factory=dict)
     series_info: dict[int, tuple[str, str, dict[str, str]]] = field(default_factory=dict)
     next_ids: dict[str, int] = field(default_factory=dict)
+    labelset_links: dict[int, Link | None] = field(default_factory=dict)  # filled lazily by links.py
     lock: threading.RLock = field(default_factory=threading.RLock)
     index: StackIndex = field(default_factory=StackIndex)
 
@@ -49,7 +52,8 @@ class Dictionaries:
         return v
 
     def reset(self) -> None:
-        for m in (self.frames, self.stacks, self.labelsets, self.labelset_labels, self.series, self.series_info):
+        for m in (self.frames, self.stacks, self.labelsets, self.labelset_labels, self.series, self.series_info,
+                  self.labelset_links):
             m.clear()
         self.index = StackIndex()
 
@@ -248,6 +252,7 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
                 "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
                 "value": pa.array(col[nz], pa.int64()),
             }))
+            job.links.append(link_rows(d, job.samples[-1], int(time_nanos), int(profile.duration_nanos)))
             ptypes.append(ptype)
     return job, IngestResult([r[0] for r in job.profiles], ptypes, profile.n_samples, source_id)
 
@@ -268,6 +273,7 @@ class WriteJob:
     series: list[tuple] = field(default_factory=list)
     profiles: list[tuple] = field(default_factory=list)
     samples: list[pa.Table] = field(default_factory=list)
+    links: list[pa.Table | None] = field(default_factory=list)   # sample_links rows (links.py)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -328,9 +334,14 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
         stacks = [t for j in batch for t in j.stacks]
         if stacks:
             con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
+        labelsets = [row for j in batch for row in j.labelsets]
+        if labelsets:  # one insert: span/trace labels make a new label set per request
+            cols = list(zip(*labelsets, strict=True))
+            strs = pa.list_(pa.string())
+            con.from_arrow(pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
+                                     "keys": pa.array(cols[2], strs), "vals": pa.array(cols[3], strs),
+                                     "units": pa.array(cols[4], strs)})).insert_into("labelsets")
         for j in batch:
-            for row in j.labelsets:
-                con.execute("INSERT INTO labelsets VALUES (?, ?, ?, ?, ?)", list(row))
             for row in j.series:
                 con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
         profiles = [p for j in batch for p in j.profiles]
@@ -349,6 +360,9 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
         samples = [t for j in batch for t in j.samples]
         if samples:
             con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
+        links = [t for j in batch for t in j.links if t is not None]
+        if links:
+            con.from_arrow(pa.concat_tables(links)).insert_into("sample_links")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

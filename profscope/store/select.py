@@ -175,9 +175,13 @@ def empty_stackset(st: ValueType) -> StackSet:
 
 def select_tree(db: Database, d: Dictionaries, sel: Selection, granularity: str, max_nodes: int):
     """(StackSet carrying totals only, flame graph Tree) without materializing stacks."""
+    return tree_of(db, d, match_profiles(db, d, sel), granularity, max_nodes)
+
+
+def tree_of(db: Database, d: Dictionaries, m: Matched, granularity: str, max_nodes: int):
+    """Like :func:`select_tree` for matched profiles (or (profile, label set) pairs)."""
     from ..analysis.stacks import frame_keys
     from ..analysis.tree import ancestors_closure, build_tree, tree_from_nodes
-    m = match_profiles(db, d, sel)
     st = _sample_type(m)
     if not len(m.profile_ids):
         e = empty_stackset(st)
@@ -199,7 +203,11 @@ def select_tree(db: Database, d: Dictionaries, sel: Selection, granularity: str,
 
 
 def select_stackset(db: Database, d: Dictionaries, sel: Selection) -> StackSet:
-    m = match_profiles(db, d, sel)
+    return stackset_of(db, d, match_profiles(db, d, sel))
+
+
+def stackset_of(db: Database, d: Dictionaries, m: Matched) -> StackSet:
+    """Merge matched profiles (or (profile, label set) pairs) into a stack set."""
     st = _sample_type(m)
     if not len(m.profile_ids):
         return empty_stackset(st)

@@ -75,7 +75,10 @@ def start_grpc_server(app, host: str = "127.0.0.1", port: int = 4317, workers: i
     limits = app.extensions["profscope"].limits
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
                          options=[("grpc.max_receive_message_length", limits.max_body_bytes)])
-    server.add_generic_rpc_handlers((_Handler(app),))
+    from .grpc_traces import trace_service_handler
+    state = app.extensions["profscope"]
+    server.add_generic_rpc_handlers((_Handler(app),
+                                     trace_service_handler(lambda: state.store, bool(state.config["multitenancy"]))))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:

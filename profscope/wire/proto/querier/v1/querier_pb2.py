@@ -26,15 +26,15 @@ from profscope.wire.proto.google.v1 import profile_pb2 as profscope_dot_wire_dot
 from profscope.wire.proto.types.v1 import types_pb2 as profscope_dot_wire_dot_proto_dot_types_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-profscope/wire/proto/querier/v1/querier.proto\x12\nquerier.v1\x1a,profscope/wire/proto/google/v1/profile.proto\x1a)profscope/wire/proto/types/v1/types.proto\"1\n\x13ProfileTypesRequest\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x03\"D\n\x14ProfileTypesResponse\x12,\n\rprofile_types\x18\x01 \x03(\x0b\x32\x15.types.v1.ProfileType\"R\n\rSeriesRequest\x12\x10\n\x08matchers\x18\x01 \x03(\t\x12\x13\n\x0blabel_names\x18\x02 \x03(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"6\n\x0eSeriesResponse\x12$\n\nlabels_set\x18\x02 \x03(\x0b\x32\x10.types.v1.Labels\"\xb3\x02\n\x1dSelectMergeStacktracesRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\x12\x16\n\tmax_nodes\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12)\n\x06\x66ormat\x18\x06 \x01(\x0e\x32\x19.querier.v1.ProfileFormat\x12?\n\x14stack_trace_selector\x18\x07 \x01(\x0b\x32\x1c.types.v1.StackTraceSelectorH\x01\x88\x01\x01\x12\x1b\n\x13profile_id_selector\x18\x08 \x03(\tB\x0c\n\n_max_nodesB\x17\n\x15_stack_trace_selector\"Z\n\x1eSelectMergeStacktracesResponse\x12*\n\nflamegraph\x18\x01 \x01(\x0b\x32\x16.querier.v1.FlameGraph\x12\x0c\n\x04tree\x18\x02 \x01(\x0c\"\xd3\x01\n\x1dSelectMergeSpanProfileRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\x15\n\rspan_selector\x18\x03 \x03(\t\x12\r\n\x05start\x18\x04 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x03\x12\x16\n\tmax_nodes\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12)\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x19.querier.v1.ProfileFormatB\x0c\n\n_max_nodes\"Z\n\x1eSelectMergeSpanProfileResponse\x12*\n\nflamegraph\x18\x01 \x01(\x0b\x32\x16.querier.v1.FlameGraph\x12\x0c\n\x04tree\x18\x02 \x01(\x0c\"\x80\x01\n\x0b\x44iffRequest\x12\x37\n\x04left\x18\x01 \x01(\x0b\x32).querier.v1.SelectMergeStacktracesRequest\x12\x38\n\x05right\x18\x02 \x01(\x0b\x32).querier.v1.SelectMergeStacktracesRequest\">\n\x0c\x44iffResponse\x12.\n\nflamegraph\x18\x01 \x01(\x0b\x32\x1a.querier.v1.FlameGraphDiff\"_\n\nFlameGraph\x12\r\n\x05names\x18\x01 \x03(\t\x12!\n\x06levels\x18\x02 \x03(\x0b\x32\x11.querier.v1.Level\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x10\n\x08max_self\x18\x04 \x01(\x03\"\x8a\x01\n\x0e\x46lameGraphDiff\x12\r\n\x05names\x18\x01 \x03(\t\x12!\n\x06levels\x18\x02 \x03(\x0b\x32\x11.querier.v1.Level\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x10\n\x08max_self\x18\x04 \x01(\x03\x12\x11\n\tleftTicks\x18\x05 \x01(\x03\x12\x12\n\nrightTicks\x18\x06 \x01(\x03\"\x17\n\x05Level\x12\x0e\n\x06values\x18\x01 \x03(\x03\"\x84\x02\n\x19SelectMergeProfileRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\x12\x16\n\tmax_nodes\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12?\n\x14stack_trace_selector\x18\x06 \x01(\x0b\x32\x1c.types.v1.StackTraceSelectorH\x01\x88\x01\x01\x12\x1b\n\x13profile_id_selector\x18\x07 \x03(\tB\x0c\n\n_max_nodesB\x17\n\x15_stack_trace_selector\"\xc8\x02\n\x13SelectSeriesRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\x12\x10\n\x08group_by\x18\x05 \x03(\t\x12\x0c\n\x04step\x18\x06 \x01(\x01\x12=\n\x0b\x61ggregation\x18\x07 \x01(\x0e\x32#.types.v1.TimeSeriesAggregationTypeH\x00\x88\x01\x01\x12?\n\x14stack_trace_selector\x18\x08 \x01(\x0b\x32\x1c.types.v1.StackTraceSelectorH\x01\x88\x01\x01\x12\x12\n\x05limit\x18\t \x01(\x03H\x02\x88\x01\x01\x42\x0e\n\x0c_aggregationB\x17\n\x15_stack_trace_selectorB\x08\n\x06_limit\"8\n\x14SelectSeriesResponse\x12 \n\x06series\x18\x01 \x03(\x0b\x32\x10.types.v1.Series*g\n\rProfileFormat\x12\x1e\n\x1aPROFILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROFILE_FORMAT_FLAMEGRAPH\x10\x01\x12\x17\n\x13PROFILE_FORMAT_TREE\x10\x02\x32\xe6\x06\n\x0eQuerierService\x12S\n\x0cProfileTypes\x12\x1f.querier.v1.ProfileTypesRequest\x1a .querier.v1.ProfileTypesResponse\"\x00\x12L\n\x0bLabelValues\x12\x1c.types.v1.LabelValuesRequest\x1a\x1d.types.v1.LabelValuesResponse\"\x00\x12I\n\nLabelNames\x12\x1b.types.v1.LabelNamesRequest\x1a\x1c.types.v1.LabelNamesResponse\"\x00\x12\x41\n\x06Series\x12\x19.querier.v1.SeriesRequest\x1a\x1a.querier.v1.SeriesResponse\"\x00\x12q\n\x16SelectMergeStacktraces\x12).querier.v1.SelectMergeStacktracesRequest\x1a*.querier.v1.SelectMergeStacktracesResponse\"\x00\x12q\n\x16SelectMergeSpanProfile\x12).querier.v1.SelectMergeSpanProfileRequest\x1a*.querier.v1.SelectMergeSpanProfileResponse\"\x00\x12Q\n\x12SelectMergeProfile\x12%.querier.v1.SelectMergeProfileRequest\x1a\x12.google.v1.Profile\"\x00\x12S\n\x0cSelectSeries\x12\x1f.querier.v1.SelectSeriesRequest\x1a .querier.v1.SelectSeriesResponse\"\x00\x12;\n\x04\x44iff\x12\x17.querier.v1.DiffRequest\x1a\x18.querier.v1.DiffResponse\"\x00\x12X\n\x0fGetProfileStats\x12 .types.v1.GetProfileStatsRequest\x1a!.types.v1.GetProfileStatsResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-profscope/wire/proto/querier/v1/querier.proto\x12\nquerier.v1\x1a,profscope/wire/proto/google/v1/profile.proto\x1a)profscope/wire/proto/types/v1/types.proto\"1\n\x13ProfileTypesRequest\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x03\"D\n\x14ProfileTypesResponse\x12,\n\rprofile_types\x18\x01 \x03(\x0b\x32\x15.types.v1.ProfileType\"R\n\rSeriesRequest\x12\x10\n\x08matchers\x18\x01 \x03(\t\x12\x13\n\x0blabel_names\x18\x02 \x03(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"6\n\x0eSeriesResponse\x12$\n\nlabels_set\x18\x02 \x03(\x0b\x32\x10.types.v1.Labels\"\xe5\x02\n\x1dSelectMergeStacktracesRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\x12\x16\n\tmax_nodes\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12)\n\x06\x66ormat\x18\x06 \x01(\x0e\x32\x19.querier.v1.ProfileFormat\x12?\n\x14stack_trace_selector\x18\x07 \x01(\x0b\x32\x1c.types.v1.StackTraceSelectorH\x01\x88\x01\x01\x12\x1b\n\x13profile_id_selector\x18\x08 \x03(\t\x12\x19\n\x11trace_id_selector\x18\n \x03(\t\x12\x15\n\rspan_selector\x18\x0b \x03(\tB\x0c\n\n_max_nodesB\x17\n\x15_stack_trace_selector\"Z\n\x1eSelectMergeStacktracesResponse\x12*\n\nflamegraph\x18\x01 \x01(\x0b\x32\x16.querier.v1.FlameGraph\x12\x0c\n\x04tree\x18\x02 \x01(\x0c\"\xd3\x01\n\x1dSelectMergeSpanProfileRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\x15\n\rspan_selector\x18\x03 \x03(\t\x12\r\n\x05start\x18\x04 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x03\x12\x16\n\tmax_nodes\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12)\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x19.querier.v1.ProfileFormatB\x0c\n\n_max_nodes\"Z\n\x1eSelectMergeSpanProfileResponse\x12*\n\nflamegraph\x18\x01 \x01(\x0b\x32\x16.querier.v1.FlameGraph\x12\x0c\n\x04tree\x18\x02 \x01(\x0c\"\x80\x01\n\x0b\x44iffRequest\x12\x37\n\x04left\x18\x01 \x01(\x0b\x32).querier.v1.SelectMergeStacktracesRequest\x12\x38\n\x05right\x18\x02 \x01(\x0b\x32).querier.v1.SelectMergeStacktracesRequest\">\n\x0c\x44iffResponse\x12.\n\nflamegraph\x18\x01 \x01(\x0b\x32\x1a.querier.v1.FlameGraphDiff\"_\n\nFlameGraph\x12\r\n\x05names\x18\x01 \x03(\t\x12!\n\x06levels\x18\x02 \x03(\x0b\x32\x11.querier.v1.Level\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x10\n\x08max_self\x18\x04 \x01(\x03\"\x8a\x01\n\x0e\x46lameGraphDiff\x12\r\n\x05names\x18\x01 \x03(\t\x12!\n\x06levels\x18\x02 \x03(\x0b\x32\x11.querier.v1.Level\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x10\n\x08max_self\x18\x04 \x01(\x03\x12\x11\n\tleftTicks\x18\x05 \x01(\x03\x12\x12\n\nrightTicks\x18\x06 \x01(\x03\"\x17\n\x05Level\x12\x0e\n\x06values\x18\x01 \x03(\x03\"\x84\x02\n\x19SelectMergeProfileRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\x12\x16\n\tmax_nodes\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12?\n\x14stack_trace_selector\x18\x06 \x01(\x0b\x32\x1c.types.v1.StackTraceSelectorH\x01\x88\x01\x01\x12\x1b\n\x13profile_id_selector\x18\x07 \x03(\tB\x0c\n\n_max_nodesB\x17\n\x15_stack_trace_selector\"\xc8\x02\n\x13SelectSeriesRequest\x12\x16\n\x0eprofile_typeID\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\x12\x10\n\x08group_by\x18\x05 \x03(\t\x12\x0c\n\x04step\x18\x06 \x01(\x01\x12=\n\x0b\x61ggregation\x18\x07 \x01(\x0e\x32#.types.v1.TimeSeriesAggregationTypeH\x00\x88\x01\x01\x12?\n\x14stack_trace_selector\x18\x08 \x01(\x0b\x32\x1c.types.v1.StackTraceSelectorH\x01\x88\x01\x01\x12\x12\n\x05limit\x18\t \x01(\x03H\x02\x88\x01\x01\x42\x0e\n\x0c_aggregationB\x17\n\x15_stack_trace_selectorB\x08\n\x06_limit\"8\n\x14SelectSeriesResponse\x12 \n\x06series\x18\x01 \x03(\x0b\x32\x10.types.v1.Series*g\n\rProfileFormat\x12\x1e\n\x1aPROFILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROFILE_FORMAT_FLAMEGRAPH\x10\x01\x12\x17\n\x13PROFILE_FORMAT_TREE\x10\x02\x32\xe6\x06\n\x0eQuerierService\x12S\n\x0cProfileTypes\x12\x1f.querier.v1.ProfileTypesRequest\x1a .querier.v1.ProfileTypesResponse\"\x00\x12L\n\x0bLabelValues\x12\x1c.types.v1.LabelValuesRequest\x1a\x1d.types.v1.LabelValuesResponse\"\x00\x12I\n\nLabelNames\x12\x1b.types.v1.LabelNamesRequest\x1a\x1c.types.v1.LabelNamesResponse\"\x00\x12\x41\n\x06Series\x12\x19.querier.v1.SeriesRequest\x1a\x1a.querier.v1.SeriesResponse\"\x00\x12q\n\x16SelectMergeStacktraces\x12).querier.v1.SelectMergeStacktracesRequest\x1a*.querier.v1.SelectMergeStacktracesResponse\"\x00\x12q\n\x16SelectMergeSpanProfile\x12).querier.v1.SelectMergeSpanProfileRequest\x1a*.querier.v1.SelectMergeSpanProfileResponse\"\x00\x12Q\n\x12SelectMergeProfile\x12%.querier.v1.SelectMergeProfileRequest\x1a\x12.google.v1.Profile\"\x00\x12S\n\x0cSelectSeries\x12\x1f.querier.v1.SelectSeriesRequest\x1a .querier.v1.SelectSeriesResponse\"\x00\x12;\n\x04\x44iff\x12\x17.querier.v1.DiffRequest\x1a\x18.querier.v1.DiffResponse\"\x00\x12X\n\x0fGetProfileStats\x12 .types.v1.GetProfileStatsRequest\x1a!.types.v1.GetProfileStatsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'profscope.wire.proto.querier.v1.querier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROFILEFORMAT']._serialized_start=2229
-  _globals['_PROFILEFORMAT']._serialized_end=2332
+  _globals['_PROFILEFORMAT']._serialized_start=2279
+  _globals['_PROFILEFORMAT']._serialized_end=2382
   _globals['_PROFILETYPESREQUEST']._serialized_start=150
   _globals['_PROFILETYPESREQUEST']._serialized_end=199
   _globals['_PROFILETYPESRESPONSE']._serialized_start=201
@@ -44,29 +44,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESRESPONSE']._serialized_start=355
   _globals['_SERIESRESPONSE']._serialized_end=409
   _globals['_SELECTMERGESTACKTRACESREQUEST']._serialized_start=412
-  _globals['_SELECTMERGESTACKTRACESREQUEST']._serialized_end=719
-  _globals['_SELECTMERGESTACKTRACESRESPONSE']._serialized_start=721
-  _globals['_SELECTMERGESTACKTRACESRESPONSE']._serialized_end=811
-  _globals['_SELECTMERGESPANPROFILEREQUEST']._serialized_start=814
-  _globals['_SELECTMERGESPANPROFILEREQUEST']._serialized_end=1025
-  _globals['_SELECTMERGESPANPROFILERESPONSE']._serialized_start=1027
-  _globals['_SELECTMERGESPANPROFILERESPONSE']._serialized_end=1117
-  _globals['_DIFFREQUEST']._serialized_start=1120
-  _globals['_DIFFREQUEST']._serialized_end=1248
-  _globals['_DIFFRESPONSE']._serialized_start=1250
-  _globals['_DIFFRESPONSE']._serialized_end=1312
-  _globals['_FLAMEGRAPH']._serialized_start=1314
-  _globals['_FLAMEGRAPH']._serialized_end=1409
-  _globals['_FLAMEGRAPHDIFF']._serialized_start=1412
-  _globals['_FLAMEGRAPHDIFF']._serialized_end=1550
-  _globals['_LEVEL']._serialized_start=1552
-  _globals['_LEVEL']._serialized_end=1575
-  _globals['_SELECTMERGEPROFILEREQUEST']._serialized_start=1578
-  _globals['_SELECTMERGEPROFILEREQUEST']._serialized_end=1838
-  _globals['_SELECTSERIESREQUEST']._serialized_start=1841
-  _globals['_SELECTSERIESREQUEST']._serialized_end=2169
-  _globals['_SELECTSERIESRESPONSE']._serialized_start=2171
-  _globals['_SELECTSERIESRESPONSE']._serialized_end=2227
-  _globals['_QUERIERSERVICE']._serialized_start=2335
-  _globals['_QUERIERSERVICE']._serialized_end=3205
+  _globals['_SELECTMERGESTACKTRACESREQUEST']._serialized_end=769
+  _globals['_SELECTMERGESTACKTRACESRESPONSE']._serialized_start=771
+  _globals['_SELECTMERGESTACKTRACESRESPONSE']._serialized_end=861
+  _globals['_SELECTMERGESPANPROFILEREQUEST']._serialized_start=864
+  _globals['_SELECTMERGESPANPROFILEREQUEST']._serialized_end=1075
+  _globals['_SELECTMERGESPANPROFILERESPONSE']._serialized_start=1077
+  _globals['_SELECTMERGESPANPROFILERESPONSE']._serialized_end=1167
+  _globals['_DIFFREQUEST']._serialized_start=1170
+  _globals['_DIFFREQUEST']._serialized_end=1298
+  _globals['_DIFFRESPONSE']._serialized_start=1300
+  _globals['_DIFFRESPONSE']._serialized_end=1362
+  _globals['_FLAMEGRAPH']._serialized_start=1364
+  _globals['_FLAMEGRAPH']._serialized_end=1459
+  _globals['_FLAMEGRAPHDIFF']._serialized_start=1462
+  _globals['_FLAMEGRAPHDIFF']._serialized_end=1600
+  _globals['_LEVEL']._serialized_start=1602
+  _globals['_LEVEL']._serialized_end=1625
+  _globals['_SELECTMERGEPROFILEREQUEST']._serialized_start=1628
+  _globals['_SELECTMERGEPROFILEREQUEST']._serialized_end=1888
+  _globals['_SELECTSERIESREQUEST']._serialized_start=1891
+  _globals['_SELECTSERIESREQUEST']._serialized_end=2219
+  _globals['_SELECTSERIESRESPONSE']._serialized_start=2221
+  _globals['_SELECTSERIESRESPONSE']._serialized_end=2277
+  _globals['_QUERIERSERVICE']._serialized_start=2385
+  _globals['_QUERIERSERVICE']._serialized_end=3255
 # @@protoc_insertion_point(module_scope)

@@ -51,7 +51,7 @@ class SeriesResponse(_message.Message):
     def __init__(self, labels_set: _Optional[_Iterable[_Union[_types_pb2.Labels, _Mapping]]] = ...) -> None: ...
 
 class SelectMergeStacktracesRequest(_message.Message):
-    __slots__ = ("profile_typeID", "label_selector", "start", "end", "max_nodes", "format", "stack_trace_selector", "profile_id_selector")
+    __slots__ = ("profile_typeID", "label_selector", "start", "end", "max_nodes", "format", "stack_trace_selector", "profile_id_selector", "trace_id_selector", "span_selector")
     PROFILE_TYPEID_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,8 @@ class SelectMergeStacktracesRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     STACK_TRACE_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    SPAN_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     profile_typeID: str
     label_selector: str
     start: int
@@ -68,7 +70,9 @@ class SelectMergeStacktracesRequest(_message.Message):
     format: ProfileFormat
     stack_trace_selector: _types_pb2.StackTraceSelector
     profile_id_selector: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, profile_typeID: _Optional[str] = ..., label_selector: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., max_nodes: _Optional[int] = ..., format: _Optional[_Union[ProfileFormat, str]] = ..., stack_trace_selector: _Optional[_Union[_types_pb2.StackTraceSelector, _Mapping]] = ..., profile_id_selector: _Optional[_Iterable[str]] = ...) -> None: ...
+    trace_id_selector: _containers.RepeatedScalarFieldContainer[str]
+    span_selector: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, profile_typeID: _Optional[str] = ..., label_selector: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., max_nodes: _Optional[int] = ..., format: _Optional[_Union[ProfileFormat, str]] = ..., stack_trace_selector: _Optional[_Union[_types_pb2.StackTraceSelector, _Mapping]] = ..., profile_id_selector: _Optional[_Iterable[str]] = ..., trace_id_selector: _Optional[_Iterable[str]] = ..., span_selector: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SelectMergeStacktracesResponse(_message.Message):
     __slots__ = ("flamegraph", "tree")
