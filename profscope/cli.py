@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "analyze": "profscope.commands.plugins_cmds:analyze",
     "plugins": "profscope.commands.plugins_cmds:plugins",
     "record": "profscope.commands.record:record",
+    "diff": "profscope.commands.diff:diff",
 }
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_OPERATIONAL = 0, 1, 2, 3

@@ -27,6 +27,7 @@ BLUEPRINTS = [
     "profscope.api.otlp:bp",
     "profscope.api.traces:bp",
     "profscope.api.plugins_api:bp",
+    "profscope.api.diff:bp",
 ]
 
 

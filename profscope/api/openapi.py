@@ -104,6 +104,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "summary": "Stored profiles of a selection, newest first",
         "parameters": [TENANT, *SELECTION_PARAMS, _q("limit", "rows", schema={"type": "integer"})],
         "responses": {"200": _ok("profiles"), **_errors(400, 401)}}},
+    "/api/v1/diff": {"post": {
+        "summary": "Diff two stored selections: regressions (with significance when each side has several "
+                   "profiles), top table of changes, stacks and a union flame graph with both sides",
+        "parameters": [TENANT],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/DiffRequest"}}}},
+        "responses": {"200": _ok("diff report", {"$ref": "#/components/schemas/DiffReport"}),
+                      **_errors(400, 401)}}},
     "/api/v1/stats": {"get": {"summary": "Store statistics (rows, dictionaries, bytes on disk)",
                               "responses": {"200": _ok("stats")}}},
     "/api/v1/analyze": {"get": {
@@ -247,8 +255,48 @@ PATHS.update({
 _SIDE = {"type": "object", "properties": {
     "query": {"type": "string", "description": 'type{matchers}, e.g. cpu{service_name="api"}'},
     "from": {"type": ["string", "integer", "null"]}, "until": {"type": ["string", "integer", "null"]}}}
+_DIFF_SIDE = {"type": "object", "required": ["query"], "properties": {
+    "query": {"type": "string", "description": 'type{matchers}, e.g. cpu{service_name="api",version="1.4.0"}'},
+    "from": {"type": ["string", "integer", "null"]}, "until": {"type": ["string", "integer", "null"]}}}
+_DIFF_ROW = {"type": "object", "properties": {
+    "name": {"type": "string"}, "base": {"type": "number"}, "head": {"type": "number"},
+    "delta": {"type": "number"}, "delta_pct": {"type": ["number", "null"]},
+    "p_value": {"type": ["number", "null"]}, "q_value": {"type": ["number", "null"]},
+    "base_share_pct": {"type": "number"}, "head_share_pct": {"type": "number"},
+    "delta_of_base_total_pct": {"type": ["number", "null"]},
+    "flat": {"type": "object"}, "cum": {"type": "object"}, "raw": {"type": "object"}}}
+_DIFF_SUMMARY = {"type": "object", "properties": {"profiles": {"type": "integer"}, "total": {"type": "integer"},
+                                                  "duration_seconds": {"type": "number"}}}
 
 SCHEMAS: dict[str, Any] = {
+    "DiffRequest": {"type": "object", "required": ["base", "head"], "properties": {
+        "base": _DIFF_SIDE, "head": _DIFF_SIDE,
+        "sample_type": {"type": "string", "description": "profile type when the queries name none"},
+        "normalize": {"type": "string", "enum": ["total", "duration", "none"], "default": "total"},
+        "granularity": {"type": "string", "enum": ["functions", "files", "lines", "addresses"]},
+        "metric": {"type": "string", "enum": ["flat", "cum"], "default": "flat"},
+        "threshold": {"type": "number", "default": 10, "description": "minimum relative change, percent"},
+        "min_share": {"type": "number", "default": 1, "description": "minimum share of the total, percent"},
+        "min_delta": {"type": "number", "default": 0.1, "description": "minimum change, percent of the base total"},
+        "alpha": {"type": "number", "default": 0.01, "description": "false discovery rate of the test"},
+        "max_nodes": {"type": "integer"}, "limit": {"type": "integer", "default": 100},
+        "stacks": {"type": "integer", "default": 20}, "flamegraph": {"type": "boolean", "default": True}}},
+    "DiffNode": {"type": "object", "properties": {
+        "name": {"type": "string"},
+        "base": {"type": "object", "properties": {"self": {"type": "integer"}, "total": {"type": "integer"}}},
+        "head": {"type": "object", "properties": {"self": {"type": "integer"}, "total": {"type": "integer"}}},
+        "children": {"type": "array", "items": {"$ref": "#/components/schemas/DiffNode"}}}},
+    "DiffReport": {"type": "object", "properties": {
+        "sample_type": {"type": "string"}, "unit": {"type": "string"}, "value_unit": {"type": "string"},
+        "normalize": {"type": "string"}, "granularity": {"type": "string"}, "metric": {"type": "string"},
+        "method": {"type": "string", "enum": ["mann-whitney", "threshold"]}, "method_note": {"type": "string"},
+        "thresholds": {"type": "object"}, "base": _DIFF_SUMMARY, "head": _DIFF_SUMMARY,
+        "regressed": {"type": "boolean"},
+        "regressions": {"type": "array", "items": _DIFF_ROW}, "improvements": {"type": "array", "items": _DIFF_ROW},
+        "functions": {"type": "array", "items": _DIFF_ROW},
+        "stacks": {"type": "array", "items": {"type": "object"}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "flamegraph": {"$ref": "#/components/schemas/DiffNode"}}},
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["kind", "message"],
         "properties": {"kind": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},

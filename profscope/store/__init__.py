@@ -15,10 +15,19 @@ from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database
 from .ingest import Dictionaries, GroupWriter, IngestResult, prepare
-from .select import INT64_MAX, INT64_MIN, candidate_series, match_profiles, select_stackset, select_tree
+from .select import (
+    INT64_MAX,
+    INT64_MIN,
+    PerProfile,
+    candidate_series,
+    match_profiles,
+    select_per_profile,
+    select_stackset,
+    select_tree,
+)
 from .traces import TraceStore
 
-__all__ = ["Store", "IngestResult", "default_data_dir"]
+__all__ = ["Store", "IngestResult", "PerProfile", "default_data_dir"]
 
 DB_FILE = "profscope.duckdb"
 
@@ -64,6 +73,11 @@ class Store:
     def select(self, sel: Selection) -> StackSet:
         """The merged stacks of a selection."""
         return select_stackset(self.db, self.dicts, sel)
+
+    def select_per_profile(self, *sels: Selection) -> list[PerProfile]:
+        """Like :meth:`select`, but keeps each profile's values apart (for noise estimates); the
+        results of one call share one stack and frame table."""
+        return select_per_profile(self.db, self.dicts, list(sels))
 
     def select_tree(self, sel: Selection, granularity: str = "functions", max_nodes: int = 0):
         """(StackSet with the selection's totals only, flame graph Tree), straight from the

@@ -143,8 +143,12 @@ def stacks_and_frames(d: Dictionaries, stack_ids: np.ndarray) -> tuple[np.ndarra
     """CSR (offsets, local frame indices) for ``stack_ids`` and their frames, from memory."""
     snap = d.index.snapshot()
     offs, gflat = csr_take(snap.stack_offs, snap.stack_flat, stack_ids.astype(np.int64))
-    fids = np.unique(gflat)
-    local = np.searchsorted(fids, gflat).astype(np.int32)
+    # frame ids are dense: presence and local indices through a lookup table (np.unique without
+    # flags is hash-based and slow on millions of values in numpy 2.4; searchsorted is log n)
+    present = np.zeros(int(gflat.max()) + 1 if len(gflat) else 0, bool)
+    present[gflat] = True
+    fids = np.flatnonzero(present)
+    local = (np.cumsum(present) - 1).astype(np.int32)[gflat]
     return offs, local, snap.frames.table(fids.astype(np.int64))
 
 
@@ -211,3 +215,100 @@ def stackset_of(db: Database, d: Dictionaries, m: Matched) -> StackSet:
     offs, flat, frames = stacks_and_frames(d, stacks)
     return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
                     m.period, m.period_type)
+
+
+@dataclass
+class PerProfile:
+    """A selection whose profiles stay apart: stacks with values summed over the profiles (what
+    ``select`` gives), per-profile totals and durations, and :meth:`profile_sums` to ask the store
+    for per-profile sums of chosen stacks (the noise test of a diff). Selections read together
+    share one stack and frame table (the same objects)."""
+    stacks: StackSet               # values summed over the profiles (0 for another selection's stacks)
+    stack_ids: np.ndarray          # int64 store id of each stack row
+    profile_ids: np.ndarray        # int64 [n]
+    profile_totals: np.ndarray     # int64 [n] pprof total of each profile (selected samples only)
+    profile_durations: np.ndarray  # int64 [n]
+    db: Database | None = None
+    match: Matched | None = None
+
+    def profile_sums(self, stack_index: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+        """[n_groups, n_profiles]: in each profile, the sum of the values of stacks
+        ``stack_index[i]`` in group ``group[i]`` (a stack may be listed in several groups)."""
+        out = np.zeros((n_groups, len(self.profile_ids)), np.float64)
+        if not len(stack_index) or self.db is None or self.match is None:
+            return out
+        con = self.db.con
+        con.register("stack_groups", pa.table({"stack_id": pa.array(self.stack_ids[stack_index].astype(np.int32)),
+                                               "grp": pa.array(np.asarray(group, np.int32))}))
+        con.register("sel_profiles", pa.table({"id": pa.array(self.match.profile_ids)}))
+        names = ["stack_groups", "sel_profiles"]
+        try:
+            if self.match.pairs is None:
+                rows = con.sql(load_sql("profile_group_sums")).fetchnumpy()
+            else:
+                con.register("sel_pairs", pa.table({"profile_id": pa.array(self.match.pairs[0]),
+                                                    "labelset_id": pa.array(self.match.pairs[1])}))
+                names.append("sel_pairs")
+                rows = con.sql(load_sql("profile_group_sums_labelsets")).fetchnumpy()
+        finally:
+            for n in names:
+                con.unregister(n)
+        col = np.searchsorted(self.profile_ids, rows["profile_id"].astype(np.int64))
+        np.add.at(out, (rows["grp"].astype(np.int64), col), rows["value"].astype(np.float64))
+        return out
+
+
+def _profile_meta(db: Database, m: Matched) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, pprof totals, durations) of the matched profiles, by id."""
+    con = db.con
+    con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+    try:
+        meta = con.sql(load_sql("profiles_meta")).fetchnumpy()
+    finally:
+        con.unregister("sel_profiles")
+    ids = meta["id"].astype(np.int64)
+    totals = meta["total"].astype(np.int64)
+    if m.pairs is not None:   # only the samples whose labels passed count
+        con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
+                                            "labelset_id": pa.array(m.pairs[1])}))
+        try:
+            t = con.sql(load_sql("profile_totals_labelsets")).fetchnumpy()
+        finally:
+            con.unregister("sel_pairs")
+        totals = np.zeros(len(ids), np.int64)
+        totals[np.searchsorted(ids, t["profile_id"].astype(np.int64))] = t["total"].astype(np.int64)
+    return ids, totals, meta["duration_nanos"].astype(np.int64)
+
+
+def select_per_profile(db: Database, d: Dictionaries, sels: list[Selection]) -> list[PerProfile]:
+    """Each selection with its profiles kept apart; all results share one stack table."""
+    matches = [match_profiles(db, d, sel) for sel in sels]
+    merged = [merged_rows(db, m) if len(m.profile_ids) else None for m in matches]
+    # stack ids are dense: presence over a lookup table instead of a sort
+    top = max((int(r["stack_id"].max()) for r in merged if r is not None and len(r["stack_id"])), default=-1)
+    present = np.zeros(top + 1, bool)
+    for r in merged:
+        if r is not None:
+            present[r["stack_id"]] = True
+    uniq = np.flatnonzero(present)
+    remap = np.cumsum(present) - 1
+    if len(uniq):
+        offs, flat, frames = stacks_and_frames(d, uniq)
+    else:
+        offs, flat, frames = np.zeros(1, np.int64), np.zeros(0, np.int32), FrameTable()
+    out = []
+    for m, r in zip(matches, merged, strict=True):
+        parts = m.profile_type.split(":")
+        st = ValueType(parts[1], parts[2]) if len(parts) >= 3 else ValueType("", "")
+        per_stack = np.zeros(len(uniq), np.int64)
+        if r is None:
+            empty = np.zeros(0, np.int64)
+            ss = StackSet(offs, flat, per_stack, frames, st, 0, 0, 0, 0, None)
+            out.append(PerProfile(ss, uniq, empty, empty, empty))
+            continue
+        np.add.at(per_stack, remap[r["stack_id"]], r["value"].astype(np.int64))
+        ids, totals, durations = _profile_meta(db, m)
+        ss = StackSet(offs, flat, per_stack, frames, st, int(totals.sum()), len(ids), int(durations.sum()),
+                      m.period, m.period_type)
+        out.append(PerProfile(ss, uniq, ids, totals, durations, db, m))
+    return out

@@ -67,7 +67,11 @@ def flamegraph_from_stackset(ss: StackSet, max_nodes: int | None = None) -> Flam
 
 
 def diff_from_stacksets(left: StackSet, right: StackSet, max_nodes: int | None = None) -> FlameGraphDiff:
-    return flamegraph_diff(build_tree([left, right], "functions"), resolve_max_nodes(max_nodes))
+    """The union tree of the diff engine (:mod:`profscope.analysis.diff`, raw values) encoded
+    for Pyroscope; the engine also refuses sides of different sample types."""
+    from ..analysis.diff import diff
+    tree = diff([left], [right], normalize="none").tree()
+    return flamegraph_diff(tree, resolve_max_nodes(max_nodes))
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -1,0 +1,95 @@
+"""Sort- and table-based grouping helpers for large arrays. No I/O here.
+
+numpy 2.4's ``np.unique`` is slow on tens of millions of int64/uint64 values (a hash path
+without flags, a stable merge sort with them); these helpers use one quicksort or a lookup table
+instead. Exact integer sums go through ``np.bincount`` when float64 cannot round.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import FrameTable
+from .stacks import _mix, frame_keys
+
+_RNG = np.random.default_rng(0xD1FF)
+_POS_KEYS = _RNG.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint64(1)
+
+
+def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one occurrence of each distinct value, in sorted order; group of each element)."""
+    if not len(x):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(x)
+    xs = x[order]
+    start = np.empty(len(x), bool)
+    start[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=start[1:])
+    inv = np.empty(len(x), np.int64)
+    inv[order] = np.cumsum(start) - 1
+    return order[start], inv
+
+
+def unique_sorted(x: np.ndarray) -> np.ndarray:
+    """Distinct values of ``x``, sorted."""
+    xs = np.sort(x)
+    if len(xs) < 2:
+        return xs
+    keep = np.empty(len(xs), bool)
+    keep[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=keep[1:])
+    return xs[keep]
+
+
+def sum_int(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Exact int64 sums of ``values`` grouped by ``idx`` in ``range(n)``."""
+    if not len(values) or int(np.abs(values).max()) * len(values) < 2**53:
+        return np.rint(np.bincount(idx, weights=values, minlength=n)).astype(np.int64)
+    out = np.zeros(n, np.int64)
+    np.add.at(out, idx, values)
+    return out
+
+
+def function_keys(frames: FrameTable, granularity: str) -> tuple[np.ndarray, list[str]]:
+    """Like :func:`~profscope.analysis.stacks.frame_keys` (same names), with a fast path for named
+    frames at function granularity, where the name is the key."""
+    if granularity != "functions":
+        return frame_keys(frames, granularity)
+    index: dict[str, int] = {}
+    keys = np.fromiter((index.setdefault(n, len(index)) if n else -1 for n in frames.name), np.int64,
+                       len(frames))
+    unnamed = np.flatnonzero(keys < 0)
+    if len(unnamed):
+        sub_keys, sub_names = frame_keys(frames.take(unnamed), granularity)
+        for nm in sub_names:
+            index.setdefault(nm, len(index))
+        keys[unnamed] = np.array([index[sub_names[k]] for k in sub_keys.tolist()], np.int64)
+    return keys.astype(np.int32), list(index)
+
+
+def concat_frames(tables: list[FrameTable]) -> FrameTable:
+    """One frame table after another (indices of table j shift by the lengths before it)."""
+    return FrameTable(sum((t.name for t in tables), []), sum((t.system_name for t in tables), []),
+                      sum((t.file for t in tables), []), np.concatenate([t.line for t in tables]),
+                      np.concatenate([t.start_line for t in tables]),
+                      np.concatenate([t.address for t in tables]),
+                      sum((t.mapping_file for t in tables), []))
+
+
+def sequence_hashes(offs: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per CSR row, sensitive to order and length: the sum over positions of
+    (value + 1) times a random odd key for the position, then mixed with the length."""
+    lens = np.diff(offs)
+    if not len(flat):
+        return _mix(lens.astype(np.uint64))
+    pos = np.arange(len(flat), dtype=np.int64)
+    pos -= np.repeat(offs[:-1], lens)
+    np.bitwise_and(pos, 0xFFFF, out=pos)
+    terms = _POS_KEYS[pos]
+    with np.errstate(over="ignore"):
+        k = flat.astype(np.uint64)
+        k += np.uint64(1)
+        terms *= k
+        csum = np.empty(len(flat) + 1, np.uint64)
+        csum[0] = 0
+        np.cumsum(terms, out=csum[1:])
+        return _mix((csum[offs[1:]] - csum[offs[:-1]]) ^ _mix(lens.astype(np.uint64)))
