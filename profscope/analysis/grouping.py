@@ -9,35 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import FrameTable
-from .stacks import _mix, frame_keys
+from .stacks import _mix, frame_keys, unique_inverse, unique_sorted  # noqa: F401 (re-exported)
 
 _RNG = np.random.default_rng(0xD1FF)
 _POS_KEYS = _RNG.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint64(1)
-
-
-def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(index of one occurrence of each distinct value, in sorted order; group of each element)."""
-    if not len(x):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(x)
-    xs = x[order]
-    start = np.empty(len(x), bool)
-    start[0] = True
-    np.not_equal(xs[1:], xs[:-1], out=start[1:])
-    inv = np.empty(len(x), np.int64)
-    inv[order] = np.cumsum(start) - 1
-    return order[start], inv
-
-
-def unique_sorted(x: np.ndarray) -> np.ndarray:
-    """Distinct values of ``x``, sorted."""
-    xs = np.sort(x)
-    if len(xs) < 2:
-        return xs
-    keep = np.empty(len(xs), bool)
-    keep[0] = True
-    np.not_equal(xs[1:], xs[:-1], out=keep[1:])
-    return xs[keep]
 
 
 def sum_int(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

@@ -32,6 +32,31 @@ def _mix(x: np.ndarray) -> np.ndarray:
 _POS_MIX = _mix(np.arange(1 << 16, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)) | np.uint64(1)
 
 
+def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one occurrence of each distinct value, in sorted order; group of each element)."""
+    if not len(x):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(x)
+    xs = x[order]
+    start = np.empty(len(x), bool)
+    start[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=start[1:])
+    inv = np.empty(len(x), np.int64)
+    inv[order] = np.cumsum(start) - 1
+    return order[start], inv
+
+
+def unique_sorted(x: np.ndarray) -> np.ndarray:
+    """Distinct values of ``x``, sorted."""
+    xs = np.sort(x)
+    if len(xs) < 2:
+        return xs
+    keep = np.empty(len(xs), bool)
+    keep[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=keep[1:])
+    return xs[keep]
+
+
 def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:
     """A 64-bit content hash per CSR row (order- and length-sensitive), vectorized."""
     n = len(offsets) - 1
@@ -56,12 +81,12 @@ def merge_rows(offsets: np.ndarray, flat: np.ndarray, values: np.ndarray,
     if extra_key is not None:
         with np.errstate(over="ignore"):
             h = _mix(h ^ _mix(extra_key.astype(np.uint64) + np.uint64(0x51)))
-    uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    first, inv = unique_inverse(h)
     if values.ndim == 1:
-        summed = np.zeros(len(uniq), np.int64)
+        summed = np.zeros(len(first), np.int64)
         np.add.at(summed, inv, values)
     else:
-        summed = np.zeros((len(uniq), values.shape[1]), np.int64)
+        summed = np.zeros((len(first), values.shape[1]), np.int64)
         np.add.at(summed, inv, values)
     new_offs, new_flat = csr_take(offsets, flat, first)
     return new_offs, new_flat, summed, inv

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import StackSet
-from .stacks import _POS_MIX, _mix, frame_keys
+from .stacks import _POS_MIX, _mix, frame_keys, unique_inverse, unique_sorted
 
 OTHER = "other"
 
@@ -92,8 +92,8 @@ def _tree_from_stacks(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, kna
         csum = np.cumsum(terms, dtype=np.uint64)
         base = np.concatenate([np.zeros(1, np.uint64), csum])[offs[:-1][sidx]]
         prefix = _mix((csum - base) ^ _mix(dd.astype(np.uint64)))
-    uniq, first, inv = np.unique(prefix, return_index=True, return_inverse=True)
-    n = len(uniq) + 1                       # + root
+    first, inv = unique_inverse(prefix)
+    n = len(first) + 1                      # + root
     node = inv + 1
     ndepth = np.zeros(n, np.int64)
     ndepth[1:] = dd[first] + 1
@@ -217,10 +217,10 @@ def prune(tree: Tree, max_nodes: int) -> Tree:
 def ancestors_closure(node_parent: np.ndarray, leaves: np.ndarray) -> np.ndarray:
     """Sorted ids of ``leaves`` and all their ancestors (one vectorized step per depth level)."""
     mark = np.zeros(len(node_parent), bool)
-    cur = np.unique(leaves)
+    cur = unique_sorted(leaves)
     while len(cur):
         mark[cur] = True
-        cur = np.unique(node_parent[cur])
+        cur = unique_sorted(node_parent[cur])
         cur = cur[cur >= 0]
         cur = cur[~mark[cur]]
     return np.flatnonzero(mark)
@@ -263,7 +263,8 @@ def tree_from_nodes(node_parent: np.ndarray, node_frame: np.ndarray, node_depth:
         if not len(ids):
             continue
         pair = new_id[parent[ids]] * nk + key[ids]
-        u, inv = np.unique(pair, return_inverse=True)
+        first, inv = unique_inverse(pair)
+        u = pair[first]
         new_id[ids] = n_new + inv
         new_parent.append(u // nk)
         new_key.append(u % nk)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..analysis.stacks import merge_rows, stack_hashes
+from ..analysis.stacks import merge_rows, stack_hashes, unique_inverse, unique_sorted
 from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
@@ -168,7 +168,7 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
         # frames the samples use -> global ids; the dictionary is keyed by the content tuple, the
         # stored hash is computed for new frames only
         fr = profile.frames
-        used = np.unique(m_flat) if len(m_flat) else np.zeros(0, np.int64)
+        used = unique_sorted(m_flat) if len(m_flat) else np.zeros(0, np.int64)
         gid = np.zeros(len(fr), np.int32)
         ul = used.tolist()
         keys = list(zip([fr.name[i] for i in ul], [fr.system_name[i] for i in ul], [fr.file[i] for i in ul],
@@ -186,7 +186,8 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
 
         # stacks -> global ids
         sh = stack_hashes(m_offs, gflat)
-        uniq_h, first, sinv = np.unique(sh, return_index=True, return_inverse=True)
+        first, sinv = unique_inverse(sh)
+        uniq_h = sh[first]
         sid_u = np.array([d.stacks.get(h, 0) for h in uniq_h.tolist()], np.int32)
         new_rows = np.flatnonzero(sid_u == 0)
         for j in new_rows.tolist():

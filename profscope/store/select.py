@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from ..analysis.stacks import unique_inverse, unique_sorted
 from ..errors import BadInput
 from ..model import FrameTable, StackSet, ValueType, csr_take
 from ..query.selector import Matcher, Selection
@@ -157,7 +158,8 @@ def _merged_per_stack(db: Database, m: Matched) -> tuple[np.ndarray, np.ndarray,
     stack = rows["stack_id"].astype(np.int64)
     value = rows["value"].astype(np.int64)
     total = int(np.abs(value).sum())
-    uniq, inv = np.unique(stack, return_inverse=True)
+    first, inv = unique_inverse(stack)
+    uniq = stack[first]
     per_stack = np.zeros(len(uniq), np.int64)
     np.add.at(per_stack, inv, value)
     return uniq, per_stack, total
@@ -190,7 +192,7 @@ def tree_of(db: Database, d: Dictionaries, m: Matched, granularity: str, max_nod
     snap = d.index.snapshot(with_nodes=True)
     leaves = snap.stack_leaf[stacks]
     touched = ancestors_closure(snap.node_parent, leaves)
-    fids = np.unique(snap.node_frame[touched])
+    fids = unique_sorted(snap.node_frame[touched])
     fids = fids[fids > 0]
     keys_local, knames = frame_keys(snap.frames.table(fids.astype(np.int64)), granularity)
     frame_key = np.full(len(snap.frames) + 1, -1, np.int64)

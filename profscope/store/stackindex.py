@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.stacks import _POS_MIX, _mix
+from ..analysis.stacks import _POS_MIX, _mix, unique_inverse
 from ..model import FrameTable
 
 
@@ -150,7 +150,8 @@ class StackIndex:
             csum = np.cumsum(terms, dtype=np.uint64)
             base = np.concatenate([np.zeros(1, np.uint64), csum])[offs[:-1][sidx]]
             prefix = _mix((csum - base) ^ _mix(dd.astype(np.uint64)))
-        uniq, first = np.unique(prefix, return_index=True)
+        first, slot_group = unique_inverse(prefix)
+        uniq = prefix[first]
         known = np.array([self.node_of.get(h, 0) for h in uniq.tolist()], np.int64)
         # new prefixes, parents before children (by depth)
         new = np.flatnonzero(known == 0)
@@ -165,14 +166,12 @@ class StackIndex:
             slot = first[new]
             par_slot = slot - 1
             has_par = dd[slot] > 0
-            par_hash = prefix[np.maximum(par_slot, 0)]
             par_ids = np.zeros(len(new), np.int64)
-            pos = np.searchsorted(uniq, par_hash[has_par])
-            par_ids[has_par] = known[pos]
+            par_ids[has_par] = known[slot_group[par_slot[has_par]]]
             self.node_parent.extend(par_ids.astype(np.int32))
             self.node_frame.extend(fr[slot].astype(np.int32))
             self.node_depth.extend((dd[slot] + 1).astype(np.int32))
-        slot_node = known[np.searchsorted(uniq, prefix)]
+        slot_node = known[slot_group]
         leaf_slot = offs[1:][lens > 0] - 1
         leaf[lens > 0] = slot_node[leaf_slot]
         return leaf
