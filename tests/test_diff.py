@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -362,3 +363,32 @@ def test_top_stacks_merge_frames_of_the_same_function():
     t = res.tree()
     t.self_check()
     assert sorted(t.names[t.name[i]] for i in range(t.n_nodes)) == ["main", "other", "total", "work"]
+
+
+def test_on_diff_wasm_plugins_join_the_report(tmp_path, data):
+    """A Wasm plugin flagged on_diff in the store's registry runs inside `profscope diff` and its
+    findings go into the json and markdown reports."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from profscope.cli import cli
+    from profscope.wasm.registry import PluginRegistry
+    root = Path(__file__).resolve().parent.parent
+    reg = PluginRegistry(tmp_path / "plugins")
+    reg.upload((root / "wasm/plugins/regressions.wasm").read_bytes(), on_diff=True)
+    t0, t9 = str(data / "pprof/parca_many_heap_t0.pb.gz"), str(data / "pprof/parca_many_heap_t9.pb.gz")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["diff", t0, t9, "--sample-type", "alloc_space", "--format", "json",
+                              "--data-dir", str(tmp_path)])
+    report = _json.loads(res.output)
+    assert res.exit_code in (0, 1), res.output
+    assert report["plugin_findings"], report.get("plugin_errors")
+    assert {f["plugin"] for f in report["plugin_findings"]} == {"wasm:regressions"}
+    md = runner.invoke(cli, ["diff", t0, t9, "--sample-type", "alloc_space", "--format", "markdown",
+                             "--data-dir", str(tmp_path)]).output
+    assert "Plugin findings" in md and "wasm:regressions" in md
+    reg.set_auto_run("regressions", on_diff=False)
+    res = runner.invoke(cli, ["diff", t0, t9, "--sample-type", "alloc_space", "--format", "json",
+                              "--data-dir", str(tmp_path)])
+    assert "plugin_findings" not in _json.loads(res.output)

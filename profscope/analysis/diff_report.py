@@ -102,9 +102,21 @@ def render_markdown(report: dict, limit: int = 10) -> str:
     if report.get("functions"):
         lines += ["<details><summary>Largest changes</summary>", "",
                   *_md_table(report["functions"], report, limit), "", "</details>", ""]
+    if report.get("plugin_findings") or report.get("plugin_errors"):
+        lines += ["**Plugin findings**", ""]
+        lines += [f"- {_md(f['severity'])} `{_md(f['plugin'])}`: {_md(f['title'])}: {_md(f['message'])}"
+                  for f in report.get("plugin_findings", [])[:limit]]
+        lines += [f"- plugin `{_md(e['plugin'])}` failed ({_md(e.get('kind', 'error'))})"
+                  for e in report.get("plugin_errors", [])]
+        lines.append("")
     for w in report.get("warnings", []):
         lines.append(f"- warning: {w}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _md(text: object) -> str:
+    """Plugin text in markdown: no markup, no HTML."""
+    return str(text).replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")[:300]
 
 
 def _text_table(rows: list[dict], report: dict, limit: int) -> list[str]:
@@ -133,6 +145,12 @@ def render_text(report: dict, limit: int = 10) -> str:
         for s in report["stacks"][: max(1, limit // 2)]:
             lines.append(f"  {fmt_value(s['base'], report):>12} {fmt_value(s['head'], report):>12} "
                          f"{fmt_change(s):>9}  {s['stack']}")
+    if report.get("plugin_findings") or report.get("plugin_errors"):
+        lines += ["", "Plugin findings:"]
+        lines += [f"  [{f['severity']}] {f['plugin']}: {f['title']}: {f['message']}"
+                  for f in report.get("plugin_findings", [])[:limit]]
+        lines += [f"  plugin {e['plugin']} failed ({e.get('kind', 'error')}): {e.get('error', '')}"
+                  for e in report.get("plugin_errors", [])]
     for w in report.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"

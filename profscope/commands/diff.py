@@ -139,8 +139,13 @@ def diff(sources, sample_type, normalize, threshold, min_share, min_delta, alpha
         if len(sources) != len(need):
             names = " and ".join(n.upper() for n in need) or "no file argument"
             raise click.UsageError(f"expected {names} (got {len(sources)} argument(s))")
-        report = _local_report(dict(zip(need, sources, strict=False)), queries, ranges, data_dir, sample_type,
+        result = _local_report(dict(zip(need, sources, strict=False)), queries, ranges, data_dir, sample_type,
                                normalize, granularity, opts, limit, tenant)
+        report = result.to_json(limit)
+        plugin = _plugin_findings(result, report, data_dir, queries, ranges)
+        if plugin["findings"] or plugin["errors"]:
+            report["plugin_findings"] = plugin["findings"]
+            report["plugin_errors"] = plugin["errors"]
     text = _render(report, fmt, limit)
     if output == "-":
         click.echo(text, nl=False)
@@ -151,7 +156,7 @@ def diff(sources, sample_type, normalize, threshold, min_share, min_delta, alpha
 
 
 def _local_report(paths: dict, queries: dict, ranges: dict, data_dir: str | None, sample_type: str | None,
-                  normalize: str, granularity: str, opts, limit: int, tenant: str) -> dict:
+                  normalize: str, granularity: str, opts, limit: int, tenant: str):
     from ..analysis.diff import Side
     from ..analysis.diff import diff as run_diff
     sides: dict = {}
@@ -159,7 +164,7 @@ def _local_report(paths: dict, queries: dict, ranges: dict, data_dir: str | None
         sides[side] = Side.from_stacksets(load_profiles(expand_paths(arg), sample_type, side))
     stored = [s for s in ("base", "head") if queries[s]]
     if not stored:
-        return run_diff(sides["base"], sides["head"], normalize, granularity, opts).to_json(limit)
+        return run_diff(sides["base"], sides["head"], normalize, granularity, opts)
     from ..store import Store
     store = Store(data_dir)
     try:    # open until the diff is done: the noise test asks the store for per-profile sums
@@ -168,9 +173,38 @@ def _local_report(paths: dict, queries: dict, ranges: dict, data_dir: str | None
             if not len(per.profile_ids):
                 raise BadInput(f"{side} selection {queries[side]!r} matches no stored profile")
             sides[side] = Side.from_selection(per)
-        return run_diff(sides["base"], sides["head"], normalize, granularity, opts).to_json(limit)
+        return run_diff(sides["base"], sides["head"], normalize, granularity, opts)
     finally:
         store.close()
+
+
+def _plugin_findings(result, report: dict, data_dir: str | None, queries: dict, ranges: dict) -> dict:
+    """Findings of the diff analyzers on the union tree: Python plugins' ``profscope_analyze_diff``
+    and the Wasm plugins flagged ``on_diff`` in the store's plugin registry (``--data-dir``, else
+    ``$PROFSCOPE_DATA_DIR`` or ``./profscope-data`` when it has one). A failing plugin is reported
+    in ``errors`` and never changes the verdict."""
+    import os
+    from pathlib import Path
+    tree = result.tree(max_nodes=20_000)
+    meta = {"profile_type": "", "sample_type": report.get("sample_type", ""), "unit": report.get("unit", ""),
+            "query": queries.get("head") or "", "from": ranges["head"][0], "until": ranges["head"][1],
+            "config": {}}
+    out: dict[str, list] = {"findings": [], "errors": []}
+    from ..plugins import run_diff_analyzers
+    py = run_diff_analyzers(tree, meta)
+    out["findings"] += py["findings"]
+    out["errors"] += py["errors"]
+    reg_dir = Path(data_dir or os.environ.get("PROFSCOPE_DATA_DIR") or "./profscope-data") / "plugins"
+    if reg_dir.is_dir():
+        from ..wasm.registry import PluginRegistry
+        registry = PluginRegistry(reg_dir)
+        for run in registry.run_many(registry.auto_run("on_diff"), tree, meta):
+            if "error" in run:
+                out["errors"].append({"plugin": f"wasm:{run['plugin']}", "kind": run["error"]["kind"],
+                                      "error": run["error"]["message"]})
+            else:
+                out["findings"] += [{**f, "plugin": f"wasm:{run['plugin']}"} for f in run["findings"]]
+    return out
 
 
 def _render(report: dict, fmt: str, limit: int) -> str:
