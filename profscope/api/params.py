@@ -10,9 +10,7 @@ from ..analysis.stacks import GRANULARITIES, TagFilter
 from ..errors import BadInput, Forbidden, Unauthorized
 from ..query.selector import Matcher, Selection, parse_query
 from ..query.timeparse import parse_time
-
-TENANT_HEADER = "X-Scope-OrgID"
-_TENANT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()")
+from ..tenancy import TENANT_HEADER, resolve_tenant  # noqa: F401 (TENANT_HEADER re-exported)
 
 
 def state():
@@ -20,15 +18,7 @@ def state():
 
 
 def tenant() -> str:
-    t = request.headers.get(TENANT_HEADER, "")
-    if not t:
-        if state().config["multitenancy"]:
-            raise Unauthorized(f"multi-tenancy is on: the {TENANT_HEADER} header is required")
-        return "anonymous"
-    if len(t) > 150 or not set(t) <= _TENANT_OK:
-        raise BadInput(f"{TENANT_HEADER} {t[:40]!r} is invalid: up to 150 chars of [A-Za-z0-9!-_.*'()]")
-    return t
-
+    return resolve_tenant(request.headers.get(TENANT_HEADER, ""), state().config["multitenancy"])
 
 def arg(name: str, *alts: str, default: str | None = None) -> str | None:
     for n in (name, *alts):

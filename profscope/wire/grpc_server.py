@@ -13,31 +13,19 @@ from concurrent import futures
 import grpc
 from opentelemetry.proto.collector.profiles.v1development import profiles_service_pb2 as pb
 
-from ..errors import BadInput, ProfscopeError, Unauthorized
+from ..errors import ProfscopeError
+from ..tenancy import grpc_tenant
 from .otlp import decode_export_request
 
 log = logging.getLogger("profscope.grpc")
 
 SERVICE = "opentelemetry.proto.collector.profiles.v1development.ProfilesService"
-TENANT_KEY = "x-scope-orgid"
 _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
           403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
           413: grpc.StatusCode.INVALID_ARGUMENT, 415: grpc.StatusCode.INVALID_ARGUMENT,
           422: grpc.StatusCode.INVALID_ARGUMENT, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
           501: grpc.StatusCode.UNIMPLEMENTED, 503: grpc.StatusCode.UNAVAILABLE}
-_TENANT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()")
 
-
-def grpc_tenant(context: grpc.ServicerContext, multitenancy: bool) -> str:
-    md = dict(context.invocation_metadata() or ())
-    t = md.get(TENANT_KEY, "")
-    if not t:
-        if multitenancy:
-            raise Unauthorized("multi-tenancy is on: the x-scope-orgid metadata is required")
-        return "anonymous"
-    if len(t) > 150 or not set(t) <= _TENANT_OK:
-        raise BadInput(f"x-scope-orgid {t[:40]!r} is invalid: up to 150 chars of [A-Za-z0-9!-_.*'()]")
-    return t
 
 
 class _Handler(grpc.GenericRpcHandler):

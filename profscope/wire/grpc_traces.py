@@ -22,21 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from ..errors import BadInput, Overloaded, ProfscopeError, Unauthorized
 from ..formats.otlp_traces import spans_from_request
+from ..tenancy import grpc_tenant
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-_TENANT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()")
 
-
-def _tenant(context: grpc.ServicerContext, multitenancy: bool) -> str:
-    md = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
-    t = md.get("x-scope-orgid", "")
-    if not t:
-        if multitenancy:
-            raise Unauthorized("multi-tenancy is on: the x-scope-orgid metadata is required")
-        return "anonymous"
-    if len(t) > 150 or not set(t) <= _TENANT_OK:
-        raise BadInput(f"x-scope-orgid {t[:40]!r} is invalid: up to 150 chars of [A-Za-z0-9!-_.*'()]")
-    return t
 
 
 def trace_service_handler(get_store: Callable[[], Any], multitenancy: bool = False) -> grpc.GenericRpcHandler:
@@ -44,7 +33,7 @@ def trace_service_handler(get_store: Callable[[], Any], multitenancy: bool = Fal
 
     def export(request: ExportTraceServiceRequest, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         try:
-            get_store().traces.ingest_spans(spans_from_request(request), _tenant(context, multitenancy))
+            get_store().traces.ingest_spans(spans_from_request(request), grpc_tenant(context, multitenancy))
         except Unauthorized as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, e.message)
         except Overloaded as e:
