@@ -43,12 +43,9 @@ def load_profiles(files: list[str], sample_type: str | None, side: str):
     from ..analysis.stacks import profile_to_stackset
     from ..formats import decode
     sets = []
+    from .top import read_input
     for f in files:
-        try:
-            with open(f, "rb") as fh:
-                data = fh.read()
-        except OSError as e:
-            raise BadInput(f"cannot read {f}: {e.strerror}") from None
+        data = read_input(f)
         try:
             sets.append(profile_to_stackset(decode(data), sample_type))
         except ProfscopeError as e:

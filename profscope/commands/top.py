@@ -12,6 +12,15 @@ def fmt_value(v: int, unit: str) -> str:
     return f"{v}{ {'nanoseconds': 'ns', 'bytes': 'B'}.get(unit, '') }"
 
 
+def read_input(path: str) -> bytes:
+    """The bytes of an input file, or a BadInput naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise BadInput(f"cannot read {path}: {e.strerror}") from None
+
+
 def load_stackset(files: tuple[str, ...], sample_type: str | None, focus: str | None,
                   ignore: str | None, tags: tuple[str, ...] = (), tag_ignore: tuple[str, ...] = (),
                   fmt: str | None = None):
@@ -22,11 +31,7 @@ def load_stackset(files: tuple[str, ...], sample_type: str | None, focus: str | 
                                            + [TagFilter.parse(t, negate=True) for t in tag_ignore]))
     sets = []
     for f in files:
-        try:
-            with open(f, "rb") as fh:
-                data = fh.read()
-        except OSError as e:
-            raise BadInput(f"cannot read {f}: {e.strerror}") from None
+        data = read_input(f)
         try:
             p = decode(data, fmt)
             sets.append(profile_to_stackset(p, sample_type, filters))
