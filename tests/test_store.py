@@ -165,3 +165,16 @@ def test_index_flamegraph_equals_tree_from_stacks(tmp_path, data, granularity, m
         assert tree.to_json() == build_tree([ss], granularity, max_nodes).to_json()
         assert info.total == ss.total
     s.close()
+
+
+@pytest.mark.parametrize("granularity", ["functions", "lines"])
+def test_top_from_index_tree_equals_top_from_stacks(store, data, granularity):
+    """The API's top table (from the call-path index) equals the one from merged stacks."""
+    from profscope.query import engine
+    for f in ("pprof/gp_large.cpu.pb.gz", "pprof/parca_alloc_space_delta.heap.pb.gz", "pprof/gp_sample.cpu.pb.gz"):
+        store.ingest(load(data, f), {"service_name": f})
+    for q in ("cpu", "alloc_space", "inuse_objects", 'cpu{service_name="pprof/gp_sample.cpu.pb.gz"}'):
+        sel = Selection.from_query(q)
+        fast = engine.top(store, sel, engine.View(granularity=granularity))
+        slow = top_table(store.select(sel), granularity)
+        assert fast.rows() == slow.rows() and fast.total == slow.total

@@ -81,3 +81,37 @@ def top_table(ss: StackSet, granularity: str = "functions") -> TopTable:
     sel = present[order]
     return TopTable(ss.sample_type.type, ss.sample_type.unit, ss.total,
                     [names[i] for i in sel], flat[sel], cum[sel])
+
+
+def top_from_tree(tree, sample_type: str = "", unit: str = "", total: int = 0) -> TopTable:
+    """The top table of an unpruned flame graph ``tree`` (one value column): flat is the self of
+    every node of a name; cum adds a node's total unless an ancestor has the same name (recursion
+    counts once, as in :func:`flat_cum`). Work is per tree node, not per stack frame."""
+    name = tree.name.astype(np.int64)
+    parent = tree.parent.astype(np.int64)
+    selfv = tree.self_[:, 0]
+    tot = tree.total[:, 0]
+    nk = len(tree.names)
+    flat = np.zeros(nk, np.int64)
+    cum = np.zeros(nk, np.int64)
+    real = np.arange(tree.n_nodes) > 0                 # node 0 is the root "total"
+    np.add.at(flat, name[real], selfv[real])
+    # a node is a repeat when some ancestor carries its name: walk all nodes up together
+    repeat = np.zeros(tree.n_nodes, bool)
+    anc = parent.copy()
+    live = np.flatnonzero(anc > 0)
+    while len(live):
+        hit = name[anc[live]] == name[live]
+        repeat[live[hit]] = True
+        live = live[~hit]
+        anc[live] = parent[anc[live]]
+        live = live[anc[live] > 0]
+    keep = real & ~repeat
+    np.add.at(cum, name[keep], tot[keep])
+    present = np.flatnonzero((flat != 0) | (cum != 0))
+    names = tree.names
+    name_rank = np.empty(nk, np.int64)
+    name_rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(nk)
+    order = np.lexsort((-np.abs(cum[present]), name_rank[present], -np.abs(flat[present])))
+    sel = present[order]
+    return TopTable(sample_type, unit, total, [names[i] for i in sel], flat[sel], cum[sel])

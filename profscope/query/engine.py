@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.stacks import apply_frame_filters
-from ..analysis.top import TopTable, top_table
+from ..analysis.top import TopTable, top_from_tree, top_table
 from ..analysis.tree import Tree, build_tree
 from ..errors import BadInput
 from ..model import StackSet
@@ -52,7 +52,11 @@ def diff_tree(store, base_sel: Selection, head_sel: Selection, view: View = View
 
 
 def top(store, sel: Selection, view: View = View()) -> TopTable:
-    return top_table(stackset(store, sel, view), view.granularity)
+    if view.focus or view.ignore:   # frame filters need the stacks themselves
+        return top_table(stackset(store, sel, view), view.granularity)
+    # from the unpruned call-path tree: work per node instead of per stack frame
+    info, tree = store.select_tree(sel, view.granularity, 0)
+    return top_from_tree(tree, info.sample_type.type, info.sample_type.unit, info.total)
 
 
 def describe(ss: StackSet, sel: Selection) -> dict:
