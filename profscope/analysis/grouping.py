@@ -17,7 +17,8 @@ _POS_KEYS = _RNG.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint
 
 def sum_int(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Exact int64 sums of ``values`` grouped by ``idx`` in ``range(n)``."""
-    if not len(values) or int(np.abs(values).max()) * len(values) < 2**53:
+    # float64 sums are exact while every partial sum stays below 2**53; the sum of |values| bounds them
+    if not len(values) or int(np.abs(values).sum(dtype=np.uint64)) < 2**53:
         return np.rint(np.bincount(idx, weights=values, minlength=n)).astype(np.int64)
     out = np.zeros(n, np.int64)
     np.add.at(out, idx, values)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import StackSet
+from .grouping import sum_int
 from .stacks import _POS_MIX, _mix, frame_keys, unique_inverse, unique_sorted
 
 OTHER = "other"
@@ -105,12 +106,10 @@ def _tree_from_stacks(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, kna
     prev_node[dd == 0] = 0
     nparent[node] = prev_node
     nparent[0] = -1
-    total = np.zeros((n, kcols), np.int64)
-    selfv = np.zeros((n, kcols), np.int64)
     sv = vals[sidx]
-    np.add.at(total, node, sv)
     leaf = dd == slen - 1
-    np.add.at(selfv, node[leaf], sv[leaf])
+    total = np.stack([sum_int(node, sv[:, c], n) for c in range(kcols)], axis=1)
+    selfv = np.stack([sum_int(node[leaf], sv[leaf, c], n) for c in range(kcols)], axis=1)
     empty = lens == 0            # empty stacks count at the root
     if empty.any():
         selfv[0] += vals[empty].sum(axis=0)
@@ -124,6 +123,20 @@ def _tree_from_stacks(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, kna
     return _preorder(nparent, ndepth, name, names, selfv, total)
 
 
+def _path_hashes(parent, depth, name, names, by_depth, bounds) -> np.ndarray:
+    """A hash of each node's root-to-node sequence of names (by name text, not name index)."""
+    used = np.unique(name)
+    rank_of = np.zeros(max(len(names), int(name.max()) + 1), np.uint64)
+    rank_of[used[np.argsort(np.array([names[i] for i in used], dtype=object), kind="stable")]] = \
+        np.arange(1, len(used) + 1, dtype=np.uint64)
+    path = np.zeros(len(parent), np.uint64)
+    with np.errstate(over="ignore"):
+        for d in range(1, len(bounds) - 1):
+            ids = by_depth[bounds[d]:bounds[d + 1]]
+            path[ids] = _mix(path[parent[ids]] * np.uint64(0x100000001B3) + rank_of[name[ids]])
+    return path
+
+
 def _prune_arrays(parent, depth, name, names, selfv, total, max_nodes: int):
     """Keep the ``max_nodes`` largest nodes by |total| (whose ancestors are kept); what a kept node
     loses is merged into one ``other`` child of it."""
@@ -132,20 +145,18 @@ def _prune_arrays(parent, depth, name, names, selfv, total, max_nodes: int):
     maxd = int(depth.max())
     by_depth = np.argsort(depth, kind="stable")
     bounds = np.searchsorted(depth[by_depth], np.arange(maxd + 2))
-    # ties are broken by a hash of the node's name path, so the result depends on content only,
-    # not on how the nodes happen to be numbered
-    used = np.unique(name)
-    rank_of = np.zeros(max(len(names), int(name.max()) + 1), np.uint64)
-    rank_of[used[np.argsort(np.array([names[i] for i in used], dtype=object), kind="stable")]] = \
-        np.arange(1, len(used) + 1, dtype=np.uint64)
-    path = np.zeros(n, np.uint64)
-    with np.errstate(over="ignore"):
-        for d in range(1, maxd + 1):
-            ids = by_depth[bounds[d]:bounds[d + 1]]
-            path[ids] = _mix(path[parent[ids]] * np.uint64(0x100000001B3) + rank_of[name[ids]])
-    order = np.lexsort((path, depth, -weight))
-    keep = np.zeros(n, bool)
-    keep[order[:max_nodes]] = True
+    # the max_nodes largest: everything above the max_nodes-th largest weight, then ties at it
+    # broken by depth and a hash of the node's name path, so the result depends on content only,
+    # not on how the nodes happen to be numbered (the hashes are only computed when ties remain)
+    thr = np.partition(weight, n - max_nodes)[n - max_nodes]
+    keep = weight > thr
+    need = max_nodes - int(keep.sum())
+    tied = np.flatnonzero(weight == thr)
+    if need >= len(tied):
+        keep[tied] = True
+    elif need > 0:
+        path = _path_hashes(parent, depth, name, names, by_depth, bounds)
+        keep[tied[np.lexsort((path[tied], depth[tied]))[:need]]] = True
     keep[0] = True
     for d in range(1, maxd + 1):
         ids = by_depth[bounds[d]:bounds[d + 1]]
