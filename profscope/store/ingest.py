@@ -175,11 +175,13 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
                         fr.line[used].tolist(), fr.start_line[used].tolist(), fr.address[used].tolist(),
                         [fr.mapping_file[i] for i in ul]))
         found = [d.frames.get(k) for k in keys]
+        new_keys = []
         for j, key in enumerate(keys):
             if found[j] is None:
                 g = found[j] = d.frames[key] = d.take("frames")
                 job.frames.append((g, h64("\x1f".join(map(str, key))), *key))
-                d.index.frames.add([key])
+                new_keys.append(key)
+        d.index.frames.add(new_keys)      # ids were taken in this order: rows stay id - 1
         if found:
             gid[used] = np.array(found, np.int32)
         gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
