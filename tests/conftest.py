@@ -1,7 +1,13 @@
 """Shared fixtures. Test data comes from ``../shared`` beside the project (or $PROFSCOPE_SHARED)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -88,3 +94,30 @@ def pprof_files(data: Path) -> list[Path]:
     out += sorted(p for p in (data / "pyroscope-agpl").glob("pyro_*") if "fnid0" not in p.name)
     out += sorted((data / "edge").glob("ok_*"))
     return out
+
+
+@contextlib.contextmanager
+def serve_process(data_dir, env: dict | None = None, extra: tuple[str, ...] = ()):
+    """A real ``profscope serve`` process on a free 127.0.0.1 port; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--no-otlp-grpc",
+                             "--data-dir", str(data_dir), *extra], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"profscope serve did not start: {proc.stderr.read().decode()[-500:]}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

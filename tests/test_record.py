@@ -444,26 +444,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real ``profscope serve`` on 127.0.0.1 whose label values may be 20 characters at most."""
-    import urllib.request
-    port = _free_port()
-    env = dict(os.environ, PROFSCOPE_MAX_LABEL_VALUE_LEN="20")
-    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port),
-                             "--data-dir", str(tmp_path_factory.mktemp("srv"))], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"profscope serve did not start: {proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    from conftest import serve_process
+    with serve_process(tmp_path_factory.mktemp("srv"), env={"PROFSCOPE_MAX_LABEL_VALUE_LEN": "20"}) as url:
+        yield url
 
 
 def test_record_to_server(pyspy_ok, workload, server):

@@ -48,32 +48,11 @@ SELF_PROFILED = textwrap.dedent("""\
     """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port),
-                             "--data-dir", str(tmp_path / "data")], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"profscope serve did not start: {proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    from conftest import serve_process
+    with serve_process(tmp_path / "data") as url:
+        yield url
 
 
 def _push_supported(url: str) -> bool:
@@ -126,24 +105,9 @@ def test_tags_and_stop_without_start():
 
 def test_serve_self_profile_flag(tmp_path, data):
     """`profscope serve --self-profile`: the server's own hot paths show up in its own store."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    env = dict(os.environ, PROFSCOPE_SELF_PROFILE_UPLOAD_INTERVAL="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--no-otlp-grpc",
-                             "--self-profile", "--data-dir", str(tmp_path / "d")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-500:]
-                time.sleep(0.1)
+    from conftest import serve_process
+    with serve_process(tmp_path / "d", env={"PROFSCOPE_SELF_PROFILE_UPLOAD_INTERVAL": "1"},
+                       extra=("--self-profile",)) as url:
         body = (data / "pprof/gp_large.cpu.pb.gz").read_bytes()
         found = {"rows": []}
         deadline = time.monotonic() + 40
@@ -155,6 +119,3 @@ def test_serve_self_profile_flag(tmp_path, data):
         assert found["rows"], "the server's own profile never arrived"
         names = {r["name"] for r in found["rows"]}
         assert names & {"decode_pprof", "prepare", "_stage", "ingest", "decode"}, sorted(names)[:20]
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -9,10 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import FrameTable
-from .stacks import _mix, frame_keys, unique_inverse, unique_sorted  # noqa: F401 (re-exported)
-
-_RNG = np.random.default_rng(0xD1FF)
-_POS_KEYS = _RNG.integers(1, 2**63 - 1, size=1 << 16, dtype=np.uint64) | np.uint64(1)
+from .stacks import _mix, frame_keys, sequence_hashes, unique_inverse, unique_sorted  # noqa: F401 (re-exported)
 
 
 def sum_int(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -49,23 +46,3 @@ def concat_frames(tables: list[FrameTable]) -> FrameTable:
                       np.concatenate([t.start_line for t in tables]),
                       np.concatenate([t.address for t in tables]),
                       sum((t.mapping_file for t in tables), []))
-
-
-def sequence_hashes(offs: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """A 64-bit hash per CSR row, sensitive to order and length: the sum over positions of
-    (value + 1) times a random odd key for the position, then mixed with the length."""
-    lens = np.diff(offs)
-    if not len(flat):
-        return _mix(lens.astype(np.uint64))
-    pos = np.arange(len(flat), dtype=np.int64)
-    pos -= np.repeat(offs[:-1], lens)
-    np.bitwise_and(pos, 0xFFFF, out=pos)
-    terms = _POS_KEYS[pos]
-    with np.errstate(over="ignore"):
-        k = flat.astype(np.uint64)
-        k += np.uint64(1)
-        terms *= k
-        csum = np.empty(len(flat) + 1, np.uint64)
-        csum[0] = 0
-        np.cumsum(terms, out=csum[1:])
-        return _mix((csum[offs[1:]] - csum[offs[:-1]]) ^ _mix(lens.astype(np.uint64)))

@@ -57,6 +57,27 @@ def unique_sorted(x: np.ndarray) -> np.ndarray:
     return xs[keep]
 
 
+def sequence_hashes(offs: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per CSR row, sensitive to order and length: the sum over positions of
+    (value + 1) times an odd key for the position (in memory only:
+    stored hashes use :func:`stack_hashes`), then mixed with the length."""
+    lens = np.diff(offs)
+    if not len(flat):
+        return _mix(lens.astype(np.uint64))
+    pos = np.arange(len(flat), dtype=np.int64)
+    pos -= np.repeat(offs[:-1], lens)
+    np.bitwise_and(pos, 0xFFFF, out=pos)
+    terms = _POS_MIX[pos]
+    with np.errstate(over="ignore"):
+        k = flat.astype(np.uint64)
+        k += np.uint64(1)
+        terms *= k
+        csum = np.empty(len(flat) + 1, np.uint64)
+        csum[0] = 0
+        np.cumsum(terms, out=csum[1:])
+        return _mix((csum[offs[1:]] - csum[offs[:-1]]) ^ _mix(lens.astype(np.uint64)))
+
+
 def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:
     """A 64-bit content hash per CSR row (order- and length-sensitive), vectorized."""
     n = len(offsets) - 1
@@ -77,7 +98,7 @@ def merge_rows(offsets: np.ndarray, flat: np.ndarray, values: np.ndarray,
     """Merge equal CSR rows (optionally also equal ``extra_key``), summing ``values`` (1-D or 2-D).
 
     Returns (offsets, flat, summed values, inverse index of each input row)."""
-    h = stack_hashes(offsets, flat)
+    h = sequence_hashes(offsets, flat)
     if extra_key is not None:
         with np.errstate(over="ignore"):
             h = _mix(h ^ _mix(extra_key.astype(np.uint64) + np.uint64(0x51)))

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException
 
 from ..errors import LimitExceeded, ProfscopeError
+from ..varint import uvarint
 from ..wire import connect
 from ..wire.otlp import ExportRequest, convert_request, decode_export_request
 from .params import state, tenant
@@ -36,18 +37,8 @@ def _status_body(status: int, message: str, json_body: bool) -> tuple[bytes, str
         return json.dumps({"code": code, "message": message}).encode(), "application/json"
     msg = message.encode()
     # google.rpc.Status{int32 code = 1; string message = 2}, encoded by hand
-    body = b"\x08" + _varint(code) + b"\x12" + _varint(len(msg)) + msg
+    body = b"\x08" + uvarint(code) + b"\x12" + uvarint(len(msg)) + msg
     return body, "application/x-protobuf"
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 @bp.post("/v1development/profiles")

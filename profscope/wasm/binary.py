@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..varint import uvarint
 from .errors import PluginRejected
 
 WASM_MAGIC = b"\0asm"
@@ -145,14 +146,6 @@ def shape_imports(data: bytes, pos: int, end: int, shape: ModuleShape) -> None:
 
 def add_custom_section(wasm: bytes, name: str, payload: bytes) -> bytes:
     """``wasm`` with one custom section appended (used by tests; the packer does the same)."""
-    def leb(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            out.append(b | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
     nb = name.encode("utf-8")
-    body = leb(len(nb)) + nb + payload
-    return bytes(wasm) + b"\x00" + leb(len(body)) + body
+    body = uvarint(len(nb)) + nb + payload
+    return bytes(wasm) + b"\x00" + uvarint(len(body)) + body
