@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,6 +77,31 @@ def sequence_hashes(offs: np.ndarray, flat: np.ndarray) -> np.ndarray:
         csum[0] = 0
         np.cumsum(terms, out=csum[1:])
         return _mix((csum[offs[1:]] - csum[offs[:-1]]) ^ _mix(lens.astype(np.uint64)))
+
+
+class RootFirst(NamedTuple):
+    """Leaf-first CSR stacks laid out root first: slot ``offs[s] + d`` is depth ``d`` of stack
+    ``s``; ``prefix`` hashes the root-to-slot path, so equal paths share a hash."""
+    sidx: np.ndarray      # stack of each slot
+    depth: np.ndarray     # depth of each slot (0 = the root-side frame)
+    length: np.ndarray    # length of the slot's stack
+    key: np.ndarray       # value at the slot (uint64)
+    prefix: np.ndarray    # uint64 hash of the path root..slot
+
+
+def root_first(offs: np.ndarray, flat: np.ndarray) -> RootFirst:
+    lens = np.diff(offs)
+    sidx = np.repeat(np.arange(len(lens)), lens)
+    dd = np.arange(len(flat), dtype=np.int64) - offs[:-1][sidx]
+    slen = lens[sidx]
+    kd = flat[offs[:-1][sidx] + slen - 1 - dd].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        # sum over j <= d of mix(key_j) * P[j], then mixed with the depth
+        terms = _mix(kd + np.uint64(1)) * _POS_MIX[dd % len(_POS_MIX)] + dd.astype(np.uint64)
+        csum = np.cumsum(terms, dtype=np.uint64)
+        base = np.concatenate([np.zeros(1, np.uint64), csum])[offs[:-1][sidx]]
+        prefix = _mix((csum - base) ^ _mix(dd.astype(np.uint64)))
+    return RootFirst(sidx, dd, slen, kd, prefix)
 
 
 def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:

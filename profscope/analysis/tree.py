@@ -15,7 +15,7 @@ import numpy as np
 
 from ..model import StackSet
 from .grouping import sum_int
-from .stacks import _POS_MIX, _mix, frame_keys, unique_inverse, unique_sorted
+from .stacks import _mix, frame_keys, root_first, unique_inverse, unique_sorted
 
 OTHER = "other"
 
@@ -78,21 +78,9 @@ def build_tree(sets: list[StackSet], granularity: str = "functions", max_nodes: 
 
 def _tree_from_stacks(offs: np.ndarray, kflat: np.ndarray, vals: np.ndarray, knames: list[str],
                       max_nodes: int) -> Tree:
-    n_st = len(offs) - 1
     kcols = vals.shape[1]
     lens = np.diff(offs)
-    npos = len(kflat)
-    # root-first slots: slot offs[s] + d holds depth d of stack s, taken from the leaf-first layout
-    sidx = np.repeat(np.arange(n_st), lens)
-    dd = np.arange(npos, dtype=np.int64) - offs[:-1][sidx]
-    slen = lens[sidx]
-    kd = kflat[offs[:-1][sidx] + slen - 1 - dd].astype(np.uint64)
-    with np.errstate(over="ignore"):
-        # prefix hash of each slot: sum over j <= d of mix(key_j) * P[j]
-        terms = _mix(kd + np.uint64(1)) * _POS_MIX[dd % len(_POS_MIX)] + dd.astype(np.uint64)
-        csum = np.cumsum(terms, dtype=np.uint64)
-        base = np.concatenate([np.zeros(1, np.uint64), csum])[offs[:-1][sidx]]
-        prefix = _mix((csum - base) ^ _mix(dd.astype(np.uint64)))
+    sidx, dd, slen, kd, prefix = root_first(offs, kflat)
     first, inv = unique_inverse(prefix)
     n = len(first) + 1                      # + root
     node = inv + 1

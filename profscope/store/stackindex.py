@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.stacks import _POS_MIX, _mix, unique_inverse
+from ..analysis.stacks import root_first, unique_inverse
 from ..model import FrameTable
 
 
@@ -141,15 +141,8 @@ class StackIndex:
         leaf = np.zeros(n_st, np.int32)
         if npos == 0:
             return leaf
-        sidx = np.repeat(np.arange(n_st), lens)
-        dd = np.arange(npos, dtype=np.int64) - offs[:-1][sidx]
-        slen = lens[sidx]
-        fr = flat[offs[:-1][sidx] + slen - 1 - dd].astype(np.int64)     # root-first frames
-        with np.errstate(over="ignore"):
-            terms = _mix(fr.astype(np.uint64) + np.uint64(1)) * _POS_MIX[dd % len(_POS_MIX)] + dd.astype(np.uint64)
-            csum = np.cumsum(terms, dtype=np.uint64)
-            base = np.concatenate([np.zeros(1, np.uint64), csum])[offs[:-1][sidx]]
-            prefix = _mix((csum - base) ^ _mix(dd.astype(np.uint64)))
+        _, dd, _, fr, prefix = root_first(offs, flat)     # fr: root-first frames
+        fr = fr.astype(np.int64)
         first, slot_group = unique_inverse(prefix)
         uniq = prefix[first]
         known = np.array([self.node_of.get(h, 0) for h in uniq.tolist()], np.int64)
