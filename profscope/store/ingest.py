@@ -11,6 +11,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,7 @@ from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
 from ..traceids import Link
-from .db import Database
+from .db import Database, load_sql
 from .links import link_rows
 from .stackindex import StackIndex
 
@@ -50,6 +51,12 @@ class Dictionaries:
         v = self.next_ids[table]
         self.next_ids[table] = v + 1
         return v
+
+    def take_many(self, table: str, k: int) -> np.ndarray:
+        """The next ``k`` dense ids of ``table``."""
+        v = self.next_ids[table]
+        self.next_ids[table] = v + k
+        return np.arange(v, v + k, dtype=np.int64)
 
     def reset(self) -> None:
         for m in (self.frames, self.stacks, self.labelsets, self.labelset_labels, self.series, self.series_info,
@@ -165,36 +172,34 @@ def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: s
 def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels):
     """Assign ids and build rows; runs under the dictionaries' lock."""
     if True:
-        # frames the samples use -> global ids; the dictionary is keyed by the content tuple, the
-        # stored hash is computed for new frames only
+        # frames the samples use -> global ids; the dictionary is keyed by the content tuple
         fr = profile.frames
         used = unique_sorted(m_flat) if len(m_flat) else np.zeros(0, np.int64)
-        gid = np.zeros(len(fr), np.int32)
         ul = used.tolist()
-        keys = list(zip([fr.name[i] for i in ul], [fr.system_name[i] for i in ul], [fr.file[i] for i in ul],
-                        fr.line[used].tolist(), fr.start_line[used].tolist(), fr.address[used].tolist(),
-                        [fr.mapping_file[i] for i in ul]))
-        found = [d.frames.get(k) for k in keys]
-        new_keys = []
-        for j, key in enumerate(keys):
-            if found[j] is None:
-                g = found[j] = d.frames[key] = d.take("frames")
-                job.frames.append((g, h64("\x1f".join(map(str, key))), *key))
-                new_keys.append(key)
-        d.index.frames.add(new_keys)      # ids were taken in this order: rows stay id - 1
-        if found:
-            gid[used] = np.array(found, np.int32)
+        keys = list(zip(map(fr.name.__getitem__, ul), map(fr.system_name.__getitem__, ul),
+                        map(fr.file.__getitem__, ul), fr.line[used].tolist(), fr.start_line[used].tolist(),
+                        fr.address[used].tolist(), map(fr.mapping_file.__getitem__, ul)))
+        found = np.array(list(map(d.frames.get, keys, repeat(0, len(keys)))), np.int64)
+        new_at = np.flatnonzero(found == 0)
+        if len(new_at):
+            new_keys = [keys[j] for j in new_at.tolist()]
+            found[new_at] = new_ids = d.take_many("frames", len(new_keys))
+            d.frames.update(zip(new_keys, new_ids.tolist()))
+            d.index.frames.add(new_keys)      # ids were taken in this order: rows stay id - 1
+            job.frames.append((new_ids, new_keys))
+        gid = np.zeros(len(fr), np.int32)
+        gid[used] = found
         gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
 
         # stacks -> global ids
         sh = stack_hashes(m_offs, gflat)
         first, sinv = unique_inverse(sh)
         uniq_h = sh[first]
-        sid_u = np.array([d.stacks.get(h, 0) for h in uniq_h.tolist()], np.int32)
+        sid_u = np.array(list(map(d.stacks.get, uniq_h.tolist(), repeat(0, len(uniq_h)))), np.int32)
         new_rows = np.flatnonzero(sid_u == 0)
-        for j in new_rows.tolist():
-            sid_u[j] = d.stacks[int(uniq_h[j])] = d.take("stacks")
         if len(new_rows):
+            sid_u[new_rows] = new_sids = d.take_many("stacks", len(new_rows))
+            d.stacks.update(zip(uniq_h[new_rows].tolist(), new_sids.tolist()))
             rows = first[new_rows]
             lens = np.diff(m_offs)[rows]
             offs = np.zeros(len(rows) + 1, np.int32)
@@ -274,7 +279,7 @@ def _check_sample_labels(ls: tuple[Label, ...], limits: Limits) -> None:
 @dataclass
 class WriteJob:
     """Rows one prepared profile adds to each table."""
-    frames: list[tuple] = field(default_factory=list)
+    frames: list[tuple[np.ndarray, list[tuple]]] = field(default_factory=list)   # (ids, content keys)
     stacks: list[pa.Table] = field(default_factory=list)
     labelsets: list[tuple] = field(default_factory=list)
     series: list[tuple] = field(default_factory=list)
@@ -332,12 +337,15 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
     try:
         frames = [f for j in batch for f in j.frames]
         if frames:
-            cols = list(zip(*frames))
-            t = pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
-                          "name": cols[2], "system_name": cols[3], "file": cols[4],
-                          "line": pa.array(cols[5], pa.int64()), "start_line": pa.array(cols[6], pa.int64()),
-                          "address": pa.array(cols[7], pa.uint64()), "mapping_file": cols[8]})
-            con.from_arrow(t).insert_into("frames")
+            ids = np.concatenate([f[0] for f in frames])
+            cols = list(zip(*chain.from_iterable(f[1] for f in frames)))
+            t = pa.table({"id": pa.array(ids, pa.int32()), "name": pa.array(cols[0], pa.string()),
+                          "system_name": pa.array(cols[1], pa.string()), "file": pa.array(cols[2], pa.string()),
+                          "line": pa.array(cols[3], pa.int64()), "start_line": pa.array(cols[4], pa.int64()),
+                          "address": pa.array(cols[5], pa.uint64()), "mapping_file": pa.array(cols[6], pa.string())})
+            con.register("new_frames", t)
+            con.execute(load_sql("frames_insert"))
+            con.unregister("new_frames")
         stacks = [t for j in batch for t in j.stacks]
         if stacks:
             con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
