@@ -35,6 +35,13 @@ def _min_value(totals: np.ndarray, max_nodes: int) -> int:
     return int(np.partition(totals, len(totals) - max_nodes)[len(totals) - max_nodes])
 
 
+def _levels(depth: np.ndarray) -> list[np.ndarray]:
+    """Node ids per depth, shallowest first."""
+    order = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
+    return [order[bounds[d]:bounds[d + 1]] for d in range(len(bounds) - 1)]
+
+
 def tree_bytes(tree: Tree, max_nodes: int = 0, column: int = 0) -> bytes:
     """Column ``column`` of ``tree`` (node 0 = root) in Pyroscope's tree byte format, truncated to
     ``max_nodes`` (``<= 0`` keeps everything). Nodes with a total of 0 or less are left out
@@ -45,10 +52,9 @@ def tree_bytes(tree: Tree, max_nodes: int = 0, column: int = 0) -> bytes:
     parent = tree.parent.astype(np.int64)
     present = tot > 0
     present[0] = True
-    by_depth = np.argsort(tree.depth, kind="stable")
-    for i in by_depth[1:]:                  # absent parent -> absent child (per node)
-        if not present[parent[i]]:
-            present[i] = False
+    levels = _levels(tree.depth)
+    for ids in levels[1:]:                  # absent parent -> absent child, one depth at a time
+        present[ids] &= present[parent[ids]]
     real = np.flatnonzero(present[1:]) + 1
     if not len(real):
         return b""
@@ -57,9 +63,8 @@ def tree_bytes(tree: Tree, max_nodes: int = 0, column: int = 0) -> bytes:
     min_val = _min_value(tot[real], max_nodes)
     keep = present & ((tot >= min_val) | is_other)
     keep[0] = True
-    for i in by_depth[1:]:
-        if keep[i] and not keep[parent[i]]:
-            keep[i] = False
+    for ids in levels[1:]:
+        keep[ids] &= keep[parent[ids]]
     # dropped children: their totals go to "other" under the parent
     dropped = np.flatnonzero(present & ~keep)
     dropped = dropped[keep[parent[dropped]]]
