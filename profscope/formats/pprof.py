@@ -20,6 +20,7 @@ from ..errors import LimitExceeded, MalformedProfile, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import FrameTable, Label, Profile, ValueType
 from .compression import maybe_gunzip
+from .pprof_scan import LabelRows, SampleColumns, Tables, scan
 from .proto import profile_pb2 as pb
 
 _TIME_NANOS_TAG = 9
@@ -63,8 +64,8 @@ def looks_like_legacy(data: bytes) -> str | None:
     return None
 
 
-def parse_pprof_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[pb.Profile, list[str]]:
-    """Gunzip (bounded), parse and check the string table. Returns the message and strings."""
+def _raw(data: bytes, limits: Limits) -> bytes:
+    """Gunzip (bounded) and refuse empty and legacy input."""
     if len(data) == 0:
         raise MalformedProfile("parsing profile: empty input file")
     raw = maybe_gunzip(data, limits)
@@ -74,6 +75,35 @@ def parse_pprof_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[p
     if legacy:
         raise UnsupportedFormat(f"unsupported format: {legacy}; only protobuf pprof is accepted "
                                 "(convert it with `go tool pprof -proto`)")
+    return raw
+
+
+def _strings(table, has_content: bool) -> list[str]:
+    # one decode for the whole table; NUL separates (a string holding NUL is decoded alone)
+    joined = b"\0".join(table)
+    strings = joined.decode("utf-8", "replace").split("\0") if joined else []
+    if len(strings) != len(table):
+        strings = [x.decode("utf-8", "replace") for x in table]
+    if not strings:
+        raise MalformedProfile("parsing profile: string_table is empty (string_table[0] must be \"\")"
+                               if has_content else "parsing profile: not a pprof profile (no string table)")
+    if strings[0] != "":
+        raise MalformedProfile(f"parsing profile: string_table[0] must be empty, found {strings[0][:40]!r}")
+    return strings
+
+
+def _concatenated(times: list[int]) -> None:
+    if len(times) > 1 and any(times[:-1]):
+        raise MalformedProfile("parsing profile: concatenated profiles detected "
+                               "(time_nanos appears more than once)")
+
+
+def parse_pprof_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[pb.Profile, list[str]]:
+    """Gunzip (bounded), parse message by message and check the string table."""
+    return _parse_message(_raw(data, limits))
+
+
+def _parse_message(raw: bytes) -> tuple[pb.Profile, list[str]]:
     msg = pb.Profile()
     try:
         msg.ParseFromString(raw)
@@ -81,22 +111,27 @@ def parse_pprof_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[p
         raise UnsupportedFormat(f"unsupported format: not a protobuf pprof profile ({e})") from None
     # pprof refuses a second time_nanos (concatenated profiles); a re-encoded size equal to the input
     # proves there was none, so the second, slower parse runs only when sizes differ
-    times = _TimesOnly.count(raw) if msg.ByteSize() != len(raw) else []
-    if len(times) > 1 and any(times[:-1]):
-        raise MalformedProfile("parsing profile: concatenated profiles detected "
-                               "(time_nanos appears more than once)")
-    strings = [s.decode("utf-8", "replace") for s in msg.string_table]
-    if not strings:
-        raise MalformedProfile("parsing profile: string_table is empty (string_table[0] must be \"\")"
-                               if len(msg.sample) or len(msg.sample_type) else
-                               "parsing profile: not a pprof profile (no string table)")
-    if strings[0] != "":
-        raise MalformedProfile(f"parsing profile: string_table[0] must be empty, found {strings[0][:40]!r}")
-    return msg, strings
+    _concatenated(_TimesOnly.count(raw) if msg.ByteSize() != len(raw) else [])
+    return msg, _strings(msg.string_table, bool(len(msg.sample) or len(msg.sample_type)))
 
 
 def decode_pprof(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
-    msg, strings = parse_pprof_message(data, limits)
+    """Decode a pprof profile. The varint-stream reading (:mod:`.pprof_scan`) covers every profile
+    the usual encoders write; anything else is parsed message by message."""
+    raw = _raw(data, limits)
+    sc = scan(raw)
+    if sc is not None:
+        hdr = sc.view
+        times = list(hdr.time_nanos)
+        _concatenated(times)
+        strings = _strings(hdr.string_table, bool(len(hdr.sample) or len(hdr.sample_type)))
+        return _build(hdr, times[-1] if times else 0, strings, sc.tables, sc.samples, limits)
+    msg, strings = _parse_message(raw)
+    return _build(msg, msg.time_nanos, strings, _message_tables(msg), _message_samples(msg), limits)
+
+
+def _build(hdr, time_nanos: int, strings: list[str], tables: Tables, cols: SampleColumns,
+           limits: Limits) -> Profile:
     nstr = len(strings)
 
     def s(i: int, what: str) -> str:
@@ -106,35 +141,31 @@ def decode_pprof(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
         return strings[i]
 
     sample_types = [ValueType(s(v.type, "sample_type.type"), s(v.unit, "sample_type.unit"))
-                    for v in msg.sample_type]
+                    for v in hdr.sample_type]
     ntypes = len(sample_types)
-    period_type = (ValueType(s(msg.period_type.type, "period_type.type"),
-                             s(msg.period_type.unit, "period_type.unit"))
-                   if msg.HasField("period_type") else None)
-    comments = [s(c, "comment") for c in msg.comment]
-    default_type = s(msg.default_sample_type, "default_sample_type")
-    doc_url = s(msg.doc_url, "doc_url")
-    drop = s(msg.drop_frames, "drop_frames")
-    keep = s(msg.keep_frames, "keep_frames")
+    period_type = (ValueType(s(hdr.period_type.type, "period_type.type"),
+                             s(hdr.period_type.unit, "period_type.unit"))
+                   if hdr.HasField("period_type") else None)
+    comments = [s(c, "comment") for c in hdr.comment]
+    default_type = s(hdr.default_sample_type, "default_sample_type")
+    doc_url = s(hdr.doc_url, "doc_url")
+    drop = s(hdr.drop_frames, "drop_frames")
+    keep = s(hdr.keep_frames, "keep_frames")
 
-    frames, loc_ids_arr, loc_lens, loc_offs, loc_flat = _location_frames(msg, strings, s)
+    frames, loc_ids_arr, loc_lens, loc_offs, loc_flat = _location_frames(tables, strings)
     nloc = len(loc_ids_arr)
 
     # --- samples into columns
-    samples = msg.sample
-    n = len(samples)
+    slens, vlens = cols.slens, cols.vlens
+    n = len(slens)
     if n > limits.max_samples:
         raise LimitExceeded(f"profile has {n} samples; limit max_samples={limits.max_samples}")
-    loc_lists = [x.location_id for x in samples]
-    val_lists = [x.value for x in samples]
-    slens = np.fromiter(map(len, loc_lists), np.int64, n)
-    vlens = np.fromiter(map(len, val_lists), np.int64, n)
     bad = np.flatnonzero(vlens != ntypes)
     if len(bad):
         raise MalformedProfile(f"malformed profile: mismatch: sample {int(bad[0])} has "
                                f"{int(vlens[bad[0]])} values vs. {ntypes} types")
-    sloc = np.fromiter(chain.from_iterable(loc_lists), np.uint64, int(slens.sum()))
-    values = np.fromiter(chain.from_iterable(val_lists), np.int64, n * ntypes).reshape(n, ntypes)
+    sloc = cols.sloc
+    values = cols.values.reshape(n, ntypes)
 
     def missing_loc(lid):
         raise MalformedProfile(f"malformed profile: sample has nil location (location id {lid} is not defined)")
@@ -159,23 +190,57 @@ def decode_pprof(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
     stack_offsets = np.zeros(n + 1, np.int64)
     np.cumsum(frame_count_per_sample, out=stack_offsets[1:])
     total_frames = int(stack_offsets[-1])
-    starts_out = np.zeros(len(per_loc) + 1, np.int64)
-    np.cumsum(per_loc, out=starts_out[1:])
-    idx = np.repeat(loc_offs[sloc_pos] - starts_out[:-1], per_loc) + np.arange(total_frames)
+    idx = np.repeat(loc_offs[sloc_pos] - per_loc_csum[:-1], per_loc) + np.arange(total_frames)
     stack_frames = loc_flat[idx] if total_frames else np.zeros(0, np.int32)
     depth = int(frame_count_per_sample.max()) if n else 0
     if depth > limits.max_stack_depth:
         raise LimitExceeded(f"a stack has {depth} frames; limit max_stack_depth={limits.max_stack_depth}")
 
-    label_sets, sample_labels = _labels(samples, n, s)
+    if cols.labels is None and isinstance(hdr, pb.Profile):
+        label_sets, sample_labels = _labels(hdr.sample, n, s)
+    else:
+        label_sets, sample_labels = _label_rows(cols.labels, n, s)
 
     return Profile(
         sample_types=sample_types, values=values, stack_offsets=stack_offsets,
         stack_frames=stack_frames.astype(np.int32, copy=False), frames=frames,
         sample_labels=sample_labels, label_sets=label_sets, period_type=period_type,
-        period=msg.period, time_nanos=msg.time_nanos, duration_nanos=msg.duration_nanos,
+        period=hdr.period, time_nanos=time_nanos, duration_nanos=hdr.duration_nanos,
         default_sample_type=default_type, comments=comments, doc_url=doc_url,
         drop_frames=drop, keep_frames=keep, source_format="pprof")
+
+
+def _message_samples(msg: pb.Profile) -> SampleColumns:
+    samples = msg.sample
+    n = len(samples)
+    loc_lists = [x.location_id for x in samples]
+    val_lists = [x.value for x in samples]
+    slens = np.fromiter(map(len, loc_lists), np.int64, n)
+    vlens = np.fromiter(map(len, val_lists), np.int64, n)
+    sloc = np.fromiter(chain.from_iterable(loc_lists), np.uint64, int(slens.sum()))
+    values = np.fromiter(chain.from_iterable(val_lists), np.int64, int(vlens.sum()))
+    return SampleColumns(slens, sloc, vlens, values, None)
+
+
+def _message_tables(msg: pb.Profile) -> Tables:
+    maps, funcs, locs = msg.mapping, msg.function, msg.location
+    nm, nf, nloc = len(maps), len(funcs), len(locs)
+    line_lists = [lc.line for lc in locs]
+    all_lines = list(chain.from_iterable(line_lists))
+    return Tables(
+        np.fromiter((m.id for m in maps), np.uint64, nm),
+        np.fromiter((m.filename for m in maps), np.int64, nm),
+        np.fromiter((f.id for f in funcs), np.uint64, nf),
+        np.fromiter((f.name for f in funcs), np.int64, nf),
+        np.fromiter((f.system_name for f in funcs), np.int64, nf),
+        np.fromiter((f.filename for f in funcs), np.int64, nf),
+        np.fromiter((f.start_line for f in funcs), np.int64, nf),
+        np.fromiter((lc.id for lc in locs), np.uint64, nloc),
+        np.fromiter((lc.mapping_id for lc in locs), np.uint64, nloc),
+        np.fromiter((lc.address for lc in locs), np.uint64, nloc),
+        np.fromiter(map(len, line_lists), np.int64, nloc),
+        np.fromiter((ln.function_id for ln in all_lines), np.uint64, len(all_lines)),
+        np.fromiter((ln.line for ln in all_lines), np.int64, len(all_lines)))
 
 
 def _labels(samples, n: int, s) -> tuple[list[tuple[Label, ...]], np.ndarray]:
@@ -251,8 +316,7 @@ def _prune_drop_frames(drop, keep, sloc_pos, soffs, loc_frame_lists, frame_names
     return flat.astype(np.int64), offs
 
 
-def _ids(entries, what: str) -> np.ndarray:
-    ids = np.fromiter((e.id for e in entries), np.uint64, len(entries))
+def _ids(ids: np.ndarray, what: str) -> np.ndarray:
     if len(ids) and (ids == 0).any():
         raise MalformedProfile(f"malformed profile: found {what} with reserved ID=0")
     u, c = np.unique(ids, return_counts=True)
@@ -290,31 +354,20 @@ def _strs(strings: list[str], idx: np.ndarray, what: str) -> list[str]:
     return [strings[i] for i in idx.tolist()]
 
 
-def _location_frames(msg, strings, s):
+def _location_frames(t: Tables, strings: list[str]):
     """Locations -> distinct frames, vectorized over lines (one frame per line, leaf first; an
     address-only location is one frame). Returns (frames, location ids, frames per location,
     CSR offsets, frame index per location line)."""
-    maps = msg.mapping
-    map_ids = _ids(maps, "mapping")
-    map_file = _strs(strings, np.fromiter((m.filename for m in maps), np.int64, len(maps)), "mapping.filename")
-    funcs = msg.function
-    nf = len(funcs)
-    fn_ids = _ids(funcs, "function")
-    fn_name = _strs(strings, np.fromiter((f.name for f in funcs), np.int64, nf), "function.name")
-    fn_sys = _strs(strings, np.fromiter((f.system_name for f in funcs), np.int64, nf), "function.system_name")
-    fn_file = _strs(strings, np.fromiter((f.filename for f in funcs), np.int64, nf), "function.filename")
-    fn_start = np.fromiter((f.start_line for f in funcs), np.int64, nf)
-
-    locs = msg.location
-    nloc = len(locs)
-    loc_ids = _ids(locs, "location")
-    loc_map = np.fromiter((lc.mapping_id for lc in locs), np.uint64, nloc)
-    loc_addr = np.fromiter((lc.address for lc in locs), np.uint64, nloc)
-    line_lists = [lc.line for lc in locs]
-    nlines = np.fromiter(map(len, line_lists), np.int64, nloc)
-    all_lines = list(chain.from_iterable(line_lists))
-    line_fn = np.fromiter((ln.function_id for ln in all_lines), np.uint64, len(all_lines))
-    line_no = np.fromiter((ln.line for ln in all_lines), np.int64, len(all_lines))
+    map_ids = _ids(t.map_ids, "mapping")
+    map_file = _strs(strings, t.map_file, "mapping.filename")
+    fn_ids = _ids(t.fn_ids, "function")
+    fn_name = _strs(strings, t.fn_name, "function.name")
+    fn_sys = _strs(strings, t.fn_sys, "function.system_name")
+    fn_file = _strs(strings, t.fn_file, "function.filename")
+    fn_start = t.fn_start
+    loc_ids = _ids(t.loc_ids, "location")
+    loc_map, loc_addr, nlines, line_fn, line_no = t.loc_map, t.loc_addr, t.nlines, t.line_fn, t.line_no
+    nloc = len(loc_ids)
 
     has_map = loc_map != 0
 
@@ -360,3 +413,39 @@ def _location_frames(msg, strings, s):
     loc_flat[line_start] = inv_line.reshape(-1)
     loc_flat[loc_offs[addr_only]] = nlf + inv_addr.reshape(-1)
     return frames, loc_ids, loc_lens, loc_offs, loc_flat
+
+
+def _label_rows(rows: LabelRows | None, n: int, s) -> tuple[list[tuple[Label, ...]], np.ndarray]:
+    """Label sets from label rows (see :func:`_labels`): Label objects are made once per distinct
+    label and once per distinct set, never per sample."""
+    sample_labels = np.zeros(n, np.int32)
+    label_sets: list[tuple[Label, ...]] = [()]
+    if rows is None or not len(rows.sample):
+        return label_sets, sample_labels
+    quad = np.stack([rows.key, rows.str, rows.num, rows.unit], axis=1)
+    uq, inv = np.unique(quad, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    labels = []
+    for key, sv, num, unit in uq.tolist():
+        k = s(key, "label.key")
+        labels.append(Label(k, s(sv, "label.str")) if sv else Label(k, "", num, s(unit, "label.num_unit"), True))
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    rank = np.empty(len(labels), np.int64)
+    rank[order] = np.arange(len(labels))
+    r = rank[inv]
+    o = np.lexsort((r, rows.sample))
+    smp, r = rows.sample[o], r[o]
+    owners, first, counts = np.unique(smp, return_index=True, return_counts=True)
+    width = int(counts.max())
+    mat = np.full((len(owners), width), -1, np.int64)
+    mat[np.repeat(np.arange(len(owners)), counts), np.arange(len(smp)) - np.repeat(first, counts)] = r
+    sets, set_first, set_inv = np.unique(mat, axis=0, return_index=True, return_inverse=True)
+    set_inv = set_inv.reshape(-1)
+    appearance = np.argsort(set_first, kind="stable")          # number the sets as they first appear
+    number = np.empty(len(sets), np.int32)
+    number[appearance] = np.arange(1, len(sets) + 1)
+    by_rank = [labels[i] for i in order]
+    for row in sets[appearance].tolist():
+        label_sets.append(tuple(by_rank[x] for x in row if x >= 0))
+    sample_labels[owners] = number[set_inv]
+    return label_sets, sample_labels
