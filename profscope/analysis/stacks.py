@@ -337,3 +337,43 @@ def concat_stacksets(sets: list[StackSet]) -> StackSet:
     return StackSet(m_offs, m_flat, m_vals, frames, first.sample_type, sum(s.total for s in sets),
                     sum(s.n_profiles for s in sets), sum(s.duration_nanos for s in sets),
                     first.period, first.period_type)
+
+
+# ---------------------------------------------------------------- call-site selection
+def call_site_mask(offs: np.ndarray, flat: np.ndarray, frames: FrameTable,
+                   call_site: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Stacks (leaf-first CSR rows) whose root-first function names start with ``call_site``
+    (names as the flame graph shows them, ``frame_keys`` at function granularity): Pyroscope's
+    ``StackTraceSelector.call_site``. An empty ``call_site`` keeps every stack. Vectorized over
+    stacks; the only loop runs over the (short) call site."""
+    n = len(offs) - 1
+    if not call_site:
+        return np.ones(n, bool)
+    depth = len(call_site)
+    lens = np.diff(offs)
+    keep = lens >= depth
+    if not keep.any():
+        return keep
+    keys, knames = frame_keys(frames, "functions")
+    index = {nm: k for k, nm in enumerate(knames)}
+    rows = np.flatnonzero(keep)
+    root_pos = offs[1:][rows] - 1            # leaf first: the root frame is the row's last entry
+    for i, name in enumerate(call_site):
+        k = index.get(name)
+        if k is None:
+            return np.zeros(n, bool)
+        ok = keys[flat[root_pos - i]] == k
+        rows, root_pos = rows[ok], root_pos[ok]
+    out = np.zeros(n, bool)
+    out[rows] = True
+    return out
+
+
+def keep_call_site(ss: StackSet, call_site: tuple[str, ...] | list[str]) -> StackSet:
+    """The stacks of ``ss`` under ``call_site`` (see :func:`call_site_mask`); the total becomes
+    that of the kept stacks, as Pyroscope reports it."""
+    if not call_site:
+        return ss
+    out = ss.subset(call_site_mask(ss.stack_offsets, ss.stack_frames, ss.frames, call_site))
+    out.total = int(np.abs(out.values).sum())
+    return out

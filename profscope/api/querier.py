@@ -5,9 +5,13 @@ list selects the profile type.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from flask import Blueprint
 
+from ..analysis.stacks import keep_call_site
+from ..analysis.tree import build_tree
 from ..errors import BadInput
 from ..formats.pprof_write import encode_stackset
 from ..model import StackSet
@@ -16,6 +20,7 @@ from ..wire import flamebearer as fb
 from ..wire.proto.google.v1 import profile_pb2
 from ..wire.proto.querier.v1 import querier_pb2 as q
 from ..wire.proto.types.v1 import types_pb2 as t
+from ..wire.pyroscope_tree import tree_bytes, truncate_stacks
 from .connect_route import connect_method
 from .params import state, tenant
 
@@ -51,12 +56,53 @@ def matcher_groups(selectors: list[str]) -> list[tuple[str | None, list[Matcher]
     return [split_profile_type(parse_matchers(s)) for s in selectors]
 
 
-def selection(profile_type: str, label_selector: str, start: int, end: int) -> Selection:
+def selection(profile_type: str, label_selector: str, start: int, end: int, req=None) -> Selection:
+    """The selection of a request; ``req`` adds its ``stack_trace_selector`` and
+    ``profile_id_selector`` when the message has them."""
     if not profile_type:
         raise BadInput("profile_typeID is required, e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds")
     ptype, matchers = split_profile_type(parse_matchers(label_selector or "{}"))
     s, e = ms_range(start, end)
-    return Selection(profile_type or ptype, tuple(matchers), s, e, tenant())
+    return Selection(profile_type or ptype, tuple(matchers), s, e, tenant(),
+                     call_site=call_site(req), profile_ids=profile_ids(req))
+
+
+def call_site(req) -> tuple[str, ...]:
+    """``stack_trace_selector.call_site`` names, root first. ``go_pgo`` is not supported: a
+    request that asks for it is refused rather than answered with unreduced stacks."""
+    if req is None or "stack_trace_selector" not in req.DESCRIPTOR.fields_by_name \
+            or not req.HasField("stack_trace_selector"):
+        return ()
+    sts = req.stack_trace_selector
+    if sts.HasField("go_pgo") and (sts.go_pgo.keep_locations or sts.go_pgo.aggregate_callees):
+        raise BadInput("stack_trace_selector.go_pgo is not supported by profscope; use call_site")
+    names = tuple(loc.name for loc in sts.call_site)
+    if any(not n for n in names):
+        raise BadInput("stack_trace_selector.call_site: every location needs a name")
+    return names
+
+
+_SOURCE_ID = re.compile(r"^[0-9a-f]+-[0-9a-f]{16}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def profile_ids(req) -> tuple[str, ...]:
+    """``profile_id_selector``: store profile ids (decimal, ``profile_ids`` of an ingest answer)
+    or upload ``source_id`` values; Pyroscope UUIDs are accepted and match nothing (profscope
+    does not keep client-sent profile UUIDs). Anything else is refused."""
+    if req is None or "profile_id_selector" not in req.DESCRIPTOR.fields_by_name:
+        return ()
+    out = []
+    for raw in req.profile_id_selector:
+        v = raw.strip()
+        if v.isdigit() or _SOURCE_ID.match(v):
+            out.append(v)
+        elif _UUID.match(v):
+            out.append("uuid:" + v.lower())       # never equals a stored id or source_id
+        else:
+            raise BadInput(f"profile_id_selector entry {raw!r} is not a profile id: use the decimal id "
+                           "(profile_ids of an ingest answer) or a source_id")
+    return tuple(out)
 
 
 def max_nodes(req) -> int:
@@ -74,8 +120,15 @@ def flamegraph_message(fg: fb.FlameGraph) -> q.FlameGraph:
 
 
 def _check_format(fmt: int) -> None:
-    if fmt == q.PROFILE_FORMAT_TREE:
-        raise BadInput("format PROFILE_FORMAT_TREE is not supported by profscope; use PROFILE_FORMAT_FLAMEGRAPH")
+    if fmt not in (q.PROFILE_FORMAT_UNSPECIFIED, q.PROFILE_FORMAT_FLAMEGRAPH, q.PROFILE_FORMAT_TREE):
+        raise BadInput(f"format {fmt} is not supported; use PROFILE_FORMAT_FLAMEGRAPH or PROFILE_FORMAT_TREE")
+
+
+def _flamegraph_or_tree(ss: StackSet, req, response_cls):
+    """The response of SelectMergeStacktraces / SelectMergeSpanProfile in the requested format."""
+    if req.format == q.PROFILE_FORMAT_TREE:
+        return response_cls(tree=tree_bytes(build_tree([ss], "functions"), max_nodes(req)))
+    return response_cls(flamegraph=flamegraph_message(fb.flamegraph_from_stackset(ss, max_nodes(req))))
 
 
 # ------------------------------------------------------------------------------------ metadata
@@ -147,7 +200,7 @@ def series(req: q.SeriesRequest):
 
 # ------------------------------------------------------------------------------------ profiles
 def _stackset(req) -> StackSet:
-    return state().store.select(selection(req.profile_typeID, req.label_selector, req.start, req.end))
+    return state().store.select(selection(req.profile_typeID, req.label_selector, req.start, req.end, req))
 
 
 @connect_method(bp, PREFIX + "SelectMergeStacktraces", q.SelectMergeStacktracesRequest)
@@ -156,17 +209,19 @@ def select_merge_stacktraces(req: q.SelectMergeStacktracesRequest):
     spans, traces = list(req.span_selector), list(req.trace_id_selector)
     if spans or traces:   # trace joins: the same engine as /api/v1/traces (query/traces.py)
         from ..query.traces import select_for_spans
-        sel = selection(req.profile_typeID, req.label_selector, req.start, req.end)
+        sel = selection(req.profile_typeID, req.label_selector, req.start, req.end, req)
         ss = select_for_spans(state().store, sel, span_ids=spans or None, trace_ids=traces or None)
+        ss = keep_call_site(ss, sel.call_site)
     else:
         ss = _stackset(req)
-    fg = fb.flamegraph_from_stackset(ss, max_nodes(req))
-    return q.SelectMergeStacktracesResponse(flamegraph=flamegraph_message(fg))
+    return _flamegraph_or_tree(ss, req, q.SelectMergeStacktracesResponse)
 
 
 @connect_method(bp, PREFIX + "SelectMergeProfile", q.SelectMergeProfileRequest)
 def select_merge_profile(req: q.SelectMergeProfileRequest):
     ss = _stackset(req)
+    if req.HasField("max_nodes") and req.max_nodes > 0:   # unset, 0 or negative: every node
+        ss = truncate_stacks(ss, int(req.max_nodes))
     return encode_stackset(ss, compress=False), profile_pb2.Profile
 
 
@@ -179,8 +234,8 @@ def select_merge_span_profile(req: q.SelectMergeSpanProfileRequest):
     if not spans:
         raise BadInput("span_selector must list at least one span id (16 hex digits)")
     sel = selection(req.profile_typeID, req.label_selector, req.start, req.end)
-    fg = fb.flamegraph_from_stackset(select_for_spans(state().store, sel, span_ids=spans), max_nodes(req))
-    return q.SelectMergeSpanProfileResponse(flamegraph=flamegraph_message(fg))
+    return _flamegraph_or_tree(select_for_spans(state().store, sel, span_ids=spans), req,
+                               q.SelectMergeSpanProfileResponse)
 
 
 @connect_method(bp, PREFIX + "Diff", q.DiffRequest)
@@ -197,7 +252,7 @@ def diff(req: q.DiffRequest):
 
 @connect_method(bp, PREFIX + "SelectSeries", q.SelectSeriesRequest)
 def select_series(req: q.SelectSeriesRequest):
-    sel = selection(req.profile_typeID, req.label_selector, req.start, req.end)
+    sel = selection(req.profile_typeID, req.label_selector, req.start, req.end, req)
     if req.step <= 0:
         raise BadInput(f"step must be a positive number of seconds, got {req.step}")
     step_ns = max(1, int(req.step * 1e9))

@@ -79,13 +79,20 @@ def parse_query(text: str | None) -> tuple[str | None, list[Matcher]]:
 @dataclass(frozen=True)
 class Selection:
     """What to merge: a profile type (full id ``name:type:unit:ptype:punit``, or just a sample type
-    such as ``cpu``), label matchers, a time range in unix nanoseconds, a tenant."""
+    such as ``cpu``), label matchers, a time range in unix nanoseconds, a tenant; optionally a
+    call site (stack prefix) and a list of profile ids."""
     profile_type: str | None = None
     matchers: tuple[Matcher, ...] = ()
     start_ns: int | None = None
     end_ns: int | None = None
     tenant: str = "anonymous"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # Pyroscope's stack_trace_selector: keep the stacks whose root-first function names start
+    # with these names (analysis.stacks.call_site_mask); empty = every stack
+    call_site: tuple[str, ...] = ()
+    # Pyroscope's profile_id_selector: only these profiles (store profile id as decimal text, or
+    # the source_id of an upload); empty = every profile
+    profile_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_query(cls, query: str | None, start_ns: int | None = None, end_ns: int | None = None,

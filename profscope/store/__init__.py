@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
@@ -208,7 +210,9 @@ class Store:
             return []
         step_ns = max(int(step_ns), 1)
         con = self.db.con
-        if m.pairs is None:
+        if m.call_site:
+            rows = self._series_in_stacks(m, step_ns)
+        elif m.pairs is None:
             con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
             q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v, count(*) AS n "
                  "FROM profiles "
@@ -222,10 +226,11 @@ class Store:
                  "FROM samples s JOIN sel_pairs x ON x.profile_id = s.profile_id AND x.labelset_id = s.labelset_id "
                  "JOIN profiles p ON p.id = s.profile_id GROUP BY ALL ORDER BY t")
             name = "sel_pairs"
-        try:
-            rows = con.execute(q, {"step": step_ns}).fetchall()
-        finally:
-            con.unregister(name)
+        if not m.call_site:
+            try:
+                rows = con.execute(q, {"step": step_ns}).fetchall()
+            finally:
+                con.unregister(name)
         groups: dict[tuple, dict[int, list[int]]] = {}
         for sid, t, v, cnt in rows:
             labels = self.dicts.series_info[sid][2]
@@ -238,6 +243,31 @@ class Store:
             pts = sorted((t, (v / n if n else 0.0) if aggregation == "avg" else v) for t, (v, n) in b.items())
             out.append({"labels": dict(k), "points": pts})
         return out
+
+    def _series_in_stacks(self, m, step_ns: int) -> list[tuple]:
+        """(series_id, bucket, value, n_profiles) rows counting only the stacks under
+        ``m.call_site``."""
+        import pyarrow as pa
+
+        from .db import load_sql
+        from .select import call_site_stacks, merged_rows
+        stack = merged_rows(self.db, m)["stack_id"].astype(np.int64)
+        keep = stack[call_site_stacks(self.dicts, stack, m.call_site)]
+        con = self.db.con
+        names = ["sel_profiles", "sel_stacks"]
+        con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
+        con.register("sel_stacks", pa.table({"id": pa.array(np.unique(keep).astype(np.int32))}))
+        query = "series_in_stacks"
+        if m.pairs is not None:
+            con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
+                                                "labelset_id": pa.array(m.pairs[1])}))
+            names.append("sel_pairs")
+            query = "series_in_stacks_labelsets"
+        try:
+            return con.execute(load_sql(query), {"step": step_ns}).fetchall()
+        finally:
+            for n in names:
+                con.unregister(n)
 
     def time_bounds(self, tenant: str = "anonymous") -> tuple[int, int] | None:
         """(oldest, newest) profile time of a tenant in unix ns, or None without data."""

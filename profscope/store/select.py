@@ -31,6 +31,7 @@ class Matched:
     duration_nanos: int
     period: int
     period_type: ValueType | None
+    call_site: tuple[str, ...] = ()   # keep only stacks under this root-first prefix
 
 
 def type_matches(ptype: str, wanted: str | None) -> bool:
@@ -83,11 +84,13 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
     con.register("want_series", sid_tbl)
     try:
         rows = con.execute(
-            "SELECT id, series_id, duration_nanos, period, period_type, period_unit FROM profiles "
+            "SELECT id, series_id, duration_nanos, period, period_type, period_unit, source_id FROM profiles "
             "WHERE tenant = ? AND series_id IN (SELECT id FROM want_series) AND time_nanos BETWEEN ? AND ? "
             "ORDER BY id", [sel.tenant, start, end]).fetchnumpy()
     finally:
         con.unregister("want_series")
+    if sel.profile_ids:
+        rows = _only_profile_ids(rows, sel.profile_ids)
     pids = rows["id"].astype(np.int64)
     sids = rows["series_id"]
     duration = int(rows["duration_nanos"].sum()) if len(pids) else 0
@@ -95,7 +98,7 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
     ptyp = ValueType(str(rows["period_type"][0]), str(rows["period_unit"][0])) if len(pids) and rows["period_type"][0] else None
     needs_samples = {s for s, um in series.items() if um}
     if not needs_samples or not len(pids):
-        return Matched(pids, None, ptype, duration, period, ptyp)
+        return Matched(pids, None, ptype, duration, period, ptyp, sel.call_site)
     # some matchers are decided by sample labels: find the (profile, label set) pairs that pass
     con.register("sel_profiles", pa.table({"id": pa.array(pids)}))
     try:
@@ -120,7 +123,18 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
             keep_p.append(p)
             keep_l.append(ls)
     return Matched(np.array(sorted(set(keep_p)), np.int64),
-                   (np.array(keep_p, np.int64), np.array(keep_l, np.int32)), ptype, duration, period, ptyp)
+                   (np.array(keep_p, np.int64), np.array(keep_l, np.int32)), ptype, duration, period, ptyp,
+                   sel.call_site)
+
+
+def _only_profile_ids(rows: dict[str, np.ndarray], wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Rows of ``profiles`` whose id (decimal text) or source_id is in ``wanted``."""
+    ids = {int(w) for w in wanted if w.isdigit()}
+    sources = [w for w in wanted if not w.isdigit()]
+    keep = np.isin(rows["id"].astype(np.int64), np.array(sorted(ids), np.int64))
+    if sources:
+        keep |= np.isin(rows["source_id"].astype(str), np.array(sources, dtype=str))
+    return {k: v[keep] for k, v in rows.items()}
 
 
 def merged_rows(db: Database, m: Matched) -> dict[str, np.ndarray]:
@@ -153,10 +167,23 @@ def stacks_and_frames(d: Dictionaries, stack_ids: np.ndarray) -> tuple[np.ndarra
     return offs, local, snap.frames.table(fids.astype(np.int64))
 
 
-def _merged_per_stack(db: Database, m: Matched) -> tuple[np.ndarray, np.ndarray, int]:
+def call_site_stacks(d: Dictionaries, stack_ids: np.ndarray, call_site: tuple[str, ...]) -> np.ndarray:
+    """Mask over ``stack_ids`` (store ids): the stacks under ``call_site``."""
+    from ..analysis.stacks import call_site_mask
+    if not call_site or not len(stack_ids):
+        return np.ones(len(stack_ids), bool)
+    uniq, inv = np.unique(stack_ids, return_inverse=True)
+    offs, flat, frames = stacks_and_frames(d, uniq)
+    return call_site_mask(offs, flat, frames, call_site)[inv]
+
+
+def _merged_per_stack(db: Database, d: Dictionaries, m: Matched) -> tuple[np.ndarray, np.ndarray, int]:
     rows = merged_rows(db, m)
     stack = rows["stack_id"].astype(np.int64)
     value = rows["value"].astype(np.int64)
+    if m.call_site:   # Pyroscope's stack_trace_selector: the total is that of the kept stacks
+        keep = call_site_stacks(d, stack, m.call_site)
+        stack, value = stack[keep], value[keep]
     total = int(np.abs(value).sum())
     first, inv = unique_inverse(stack)
     uniq = stack[first]
@@ -188,7 +215,7 @@ def tree_of(db: Database, d: Dictionaries, m: Matched, granularity: str, max_nod
     if not len(m.profile_ids):
         e = empty_stackset(st)
         return e, build_tree([e], granularity, max_nodes)
-    stacks, per_stack, total = _merged_per_stack(db, m)
+    stacks, per_stack, total = _merged_per_stack(db, d, m)
     snap = d.index.snapshot(with_nodes=True)
     leaves = snap.stack_leaf[stacks]
     touched = ancestors_closure(snap.node_parent, leaves)
@@ -213,7 +240,7 @@ def stackset_of(db: Database, d: Dictionaries, m: Matched) -> StackSet:
     st = _sample_type(m)
     if not len(m.profile_ids):
         return empty_stackset(st)
-    stacks, per_stack, total = _merged_per_stack(db, m)
+    stacks, per_stack, total = _merged_per_stack(db, d, m)
     offs, flat, frames = stacks_and_frames(d, stacks)
     return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
                     m.period, m.period_type)
