@@ -55,8 +55,10 @@ def bench_ingest(tmp: Path) -> dict:
 
     from profscope.formats import decode
     from profscope.store import Store
+    from profscope.gcpolicy import for_service
     raw = (DATA / "pprof/gp_large.cpu.pb.gz").read_bytes()
     store = Store(str(tmp / "ingest"))
+    for_service()                     # the collector settings of `profscope serve`
     t = time.perf_counter()
     p = decode(raw)
     t_dec = time.perf_counter() - t

@@ -26,6 +26,8 @@ def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy
     cfg = load_config({"data_dir": data_dir, "host": host, "port": port, "threads": threads,
                        "multitenancy": multitenancy, "otlp_grpc": otlp_grpc, "otlp_grpc_port": otlp_grpc_port})
     app = create_app(cfg)
+    from ..gcpolicy import for_service
+    for_service()
     if cfg["otlp_grpc"]:
         from ..wire.grpc_server import start_grpc_server
         try:
