@@ -306,7 +306,7 @@ def profile_to_stackset(profile: Profile, sample_type: str | None = None,
     m_offs, m_flat, m_vals, _ = merge_rows(offs, flat, v)
     st = profile.sample_types[ti] if profile.sample_types else ValueType("", "")
     ss = StackSet(m_offs, m_flat, m_vals, profile.frames, st, total, 1, profile.duration_nanos,
-                  profile.period, profile.period_type)
+                  profile.period, profile.period_type, list(profile.comments))
     return apply_frame_filters(ss, filters.focus, filters.ignore)
 
 
@@ -336,4 +336,9 @@ def concat_stacksets(sets: list[StackSet]) -> StackSet:
     first = sets[0]
     return StackSet(m_offs, m_flat, m_vals, frames, first.sample_type, sum(s.total for s in sets),
                     sum(s.n_profiles for s in sets), sum(s.duration_nanos for s in sets),
-                    first.period, first.period_type)
+                    first.period, first.period_type, unique_comments(c for s in sets for c in s.comments))
+
+
+def unique_comments(comments) -> list[str]:
+    """Comments without repeats, in first-seen order (what a merged export carries)."""
+    return list(dict.fromkeys(comments))

@@ -101,7 +101,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "summary": "Series (label sets and profile types) with data", "parameters": [TENANT, *SELECTION_PARAMS[:3]],
         "responses": {"200": _ok("series"), **_errors(400, 401)}}},
     "/api/v1/profiles": {"get": {
-        "summary": "Stored profiles of a selection, newest first",
+        "summary": "Stored profiles of a selection, newest first (id, labels, type, time, duration, "
+                   "samples, total, source, pprof comments)",
         "parameters": [TENANT, *SELECTION_PARAMS, _q("limit", "rows", schema={"type": "integer"})],
         "responses": {"200": _ok("profiles"), **_errors(400, 401)}}},
     "/api/v1/diff": {"post": {

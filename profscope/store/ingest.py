@@ -248,7 +248,7 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
             job.profiles.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
                                  pt.unit if pt else "", int(profile.period), int(time_nanos),
                                  int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
-                                 profile.source_format, source_id))
+                                 profile.source_format, source_id, list(profile.comments)))
             # values are stored as raw * scale, scale = their greatest common divisor (the
             # period, typically), so raw values are small and bit-pack tightly
             scale = int(np.gcd.reduce(np.abs(col[nz]))) if nz.any() else 1
@@ -356,11 +356,11 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
             cols = list(zip(*profiles))
             names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
                      "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
-                     "source_format", "source_id"]
+                     "source_format", "source_id", "comments"]
             types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
                      pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
-                     pa.string()]
-            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types)})
+                     pa.string(), pa.list_(pa.string())]
+            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types, strict=True)})
             con.register("new_profiles", t)
             con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
             con.unregister("new_profiles")

@@ -216,7 +216,19 @@ def stackset_of(db: Database, d: Dictionaries, m: Matched) -> StackSet:
     stacks, per_stack, total = _merged_per_stack(db, m)
     offs, flat, frames = stacks_and_frames(d, stacks)
     return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
-                    m.period, m.period_type)
+                    m.period, m.period_type, profile_comments(db, m.profile_ids))
+
+
+def profile_comments(db: Database, profile_ids: np.ndarray) -> list[str]:
+    """The pprof comments of ``profile_ids``, without repeats, by profile id then file order."""
+    from ..analysis.stacks import unique_comments
+    con = db.con
+    con.register("sel_profiles", pa.table({"id": pa.array(profile_ids.astype(np.int64))}))
+    try:
+        rows = con.execute(load_sql("profile_comments")).fetchall()
+    finally:
+        con.unregister("sel_profiles")
+    return unique_comments(c for _, cs in rows for c in cs)
 
 
 @dataclass
