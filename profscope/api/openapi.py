@@ -24,8 +24,9 @@ SELECTION_PARAMS = [
        ' or cpu{env!="dev"}'),
     _q("from", "start: unix s/ms/us/ns, now-1h, or ISO 8601"),
     _q("until", "end: same forms as from"),
-    _q("tagfocus", "key=regex on labels (repeatable)", many=True),
-    _q("tagignore", "key=regex on labels to exclude (repeatable)", many=True),
+    _q("tagfocus", "[key=]regex[,regex] on string labels or [key=]min:max with units (bytes=1kb:) on "
+       "numeric labels, pprof -tagfocus rules; keeps the selection's total (repeatable)", many=True),
+    _q("tagignore", "like tagfocus, drops the matching samples (repeatable)", many=True),
 ]
 VIEW_PARAMS = [
     _q("granularity", "functions | files | lines | addresses",

@@ -86,6 +86,9 @@ class Selection:
     end_ns: int | None = None
     tenant: str = "anonymous"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # pprof -tagfocus / -tagignore filters (analysis.stacks.TagFilter) on sample labels; unlike
+    # matchers they keep the total of the whole selection, as pprof keeps the file's total
+    tags: tuple = ()
 
     @classmethod
     def from_query(cls, query: str | None, start_ns: int | None = None, end_ns: int | None = None,

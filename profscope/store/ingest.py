@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..analysis.stacks import merge_rows, stack_hashes, unique_inverse, unique_sorted
+from ..analysis.stacks import label_units, merge_rows, stack_hashes, unique_inverse, unique_sorted
 from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
@@ -209,13 +209,16 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
         row_stack = sid_u[sinv]
 
         # label sets
+        # numeric labels keep pprof's unit of their key (a unit is never '' for them, so a numeric
+        # label stays distinguishable from a string one: tag filters need both)
+        num_units = label_units(profile.label_sets)
         ls_gid = np.zeros(len(profile.label_sets), np.int32)
         for li, ls in enumerate(profile.label_sets):
             if not ls:
                 continue
             lkeys = [lb.key for lb in ls]
             lvals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
-            units = [lb.unit if lb.is_num else "" for lb in ls]
+            units = [(lb.unit or num_units[lb.key]) if lb.is_num else "" for lb in ls]
             h = h64(repr((lkeys, lvals, units)))
             g = d.labelsets.get(h)
             if g is None:
