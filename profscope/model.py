@@ -132,6 +132,7 @@ class StackSet:
     duration_nanos: int = 0
     period: int = 0
     period_type: ValueType | None = None
+    comments: list[str] = field(default_factory=list)   # pprof comments of the merged profiles
 
     @property
     def n_stacks(self) -> int:
@@ -157,7 +158,7 @@ class StackSet:
         offs, frames = csr_take(self.stack_offsets, self.stack_frames, np.flatnonzero(keep))
         return StackSet(offs, frames, self.values[keep], self.frames, self.sample_type,
                         self.total, self.n_profiles, self.duration_nanos, self.period,
-                        self.period_type)
+                        self.period_type, self.comments)
 
 
 def csr_take(offsets: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ frames or label sets, which are far fewer.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -142,62 +143,65 @@ def merge_rows(offsets: np.ndarray, flat: np.ndarray, values: np.ndarray,
 # ---------------------------------------------------------------- label filters
 @dataclass(frozen=True)
 class TagFilter:
-    """``key=regex`` (string labels) or ``key=lo:hi`` with optional units (numeric labels),
-    like pprof's -tagfocus / -tagignore. ``negate`` makes it a tagignore."""
+    """``[key=]regex[,regex...]`` (string labels) or ``[key=]lo:hi`` with optional units (numeric
+    labels): pprof's -tagfocus / -tagignore, rules in :mod:`profscope.analysis.tagfilter`.
+    ``negate`` makes it a tagignore."""
     key: str
     pattern: str
     negate: bool = False
 
     @classmethod
     def parse(cls, text: str, negate: bool = False) -> TagFilter:
+        """pprof splits at the first ``=``; without one the filter looks at every label key."""
         if "=" not in text:
-            raise BadInput(f"tag filter {text!r} must look like key=regex or key=min:max")
+            return cls("", text.strip(), negate).check()
         k, v = text.split("=", 1)
-        return cls(k.strip(), v.strip(), negate)
+        return cls(k.strip(), v.strip(), negate).check()
 
-    def matches(self, labels: tuple[Label, ...]) -> bool:
-        vals = [lb for lb in labels if lb.key == self.key]
-        hit = False
-        if vals:
-            rng = _numeric_range(self.pattern)
-            for lb in vals:
-                if lb.is_num and rng is not None:
-                    lo, hi = rng
-                    if (lo is None or lb.num >= lo) and (hi is None or lb.num <= hi):
-                        hit = True
-                elif not lb.is_num:
-                    try:
-                        if re.search(self.pattern, lb.str):
-                            hit = True
-                    except re.error as e:
-                        raise BadInput(f"tag filter {self.key}={self.pattern!r}: bad regex ({e})") from None
-        return hit != self.negate
+    def check(self) -> TagFilter:
+        """Compile now, so a bad regex is refused when the filter is given."""
+        self.compiled()
+        return self
 
+    @functools.cache  # noqa: B019 (frozen, hashable, few instances)
+    def compiled(self):
+        from .tagfilter import CompiledTagFilter
+        return CompiledTagFilter(self.key, self.pattern)
 
-_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "ns": 1, "us": 1000,
-          "ms": 1000**2, "s": 1000**3}
+    def passes(self, view, units: dict[str, str]) -> bool:
+        """Whether a sample with labels ``view`` (a :class:`~profscope.analysis.tagfilter.LabelView`)
+        is kept: the filter matches, or for a tagignore, it does not."""
+        return self.compiled().test(view, units) != self.negate
+
+    def matches(self, labels: tuple[Label, ...], units: dict[str, str] | None = None) -> bool:
+        """``passes`` for a label set of a decoded profile; ``units`` as :func:`label_units`."""
+        return self.passes(label_view(labels), units if units is not None else label_units([labels]))
 
 
-def _numeric_range(p: str) -> tuple[int | None, int | None] | None:
-    m = re.fullmatch(r"\s*(-?\d+)?\s*([a-zA-Z]*)\s*(:)?\s*(-?\d+)?\s*([a-zA-Z]*)\s*", p)
-    if not m or (m.group(1) is None and m.group(4) is None):
-        return None
+def label_view(labels: tuple[Label, ...]):
+    from .tagfilter import LabelView
+    view = LabelView({}, {})
+    for lb in labels:
+        if lb.is_num:
+            view.nums.setdefault(lb.key, []).append(lb.num)
+        else:
+            view.strs.setdefault(lb.key, []).append(lb.str)
+    return view
 
-    def val(num, unit):
-        if num is None:
-            return None
-        return int(num) * _UNITS.get(unit.lower(), 1)
-    lo, hi = val(m.group(1), m.group(2)), val(m.group(4), m.group(5))
-    if m.group(3) is None:
-        return lo, lo
-    return lo, hi
+
+def label_units(label_sets) -> dict[str, str]:
+    """pprof's unit of every numeric label key of a profile (its ``NumLabelUnits``)."""
+    from .tagfilter import infer_units
+    return infer_units((lb.key, lb.unit) for ls in label_sets for lb in ls if lb.is_num)
 
 
 def label_mask(profile: Profile, filters: list[TagFilter]) -> np.ndarray | None:
     """Boolean mask over samples, or None when no filter applies."""
     if not filters:
         return None
-    ok_sets = np.array([all(f.matches(ls) for f in filters) for ls in profile.label_sets], bool)
+    units = label_units(profile.label_sets)
+    views = [label_view(ls) for ls in profile.label_sets]
+    ok_sets = np.array([all(f.passes(v, units) for f in filters) for v in views], bool)
     return ok_sets[profile.sample_labels]
 
 
@@ -306,7 +310,7 @@ def profile_to_stackset(profile: Profile, sample_type: str | None = None,
     m_offs, m_flat, m_vals, _ = merge_rows(offs, flat, v)
     st = profile.sample_types[ti] if profile.sample_types else ValueType("", "")
     ss = StackSet(m_offs, m_flat, m_vals, profile.frames, st, total, 1, profile.duration_nanos,
-                  profile.period, profile.period_type)
+                  profile.period, profile.period_type, list(profile.comments))
     return apply_frame_filters(ss, filters.focus, filters.ignore)
 
 
@@ -336,7 +340,7 @@ def concat_stacksets(sets: list[StackSet]) -> StackSet:
     first = sets[0]
     return StackSet(m_offs, m_flat, m_vals, frames, first.sample_type, sum(s.total for s in sets),
                     sum(s.n_profiles for s in sets), sum(s.duration_nanos for s in sets),
-                    first.period, first.period_type)
+                    first.period, first.period_type, unique_comments(c for s in sets for c in s.comments))
 
 
 # ---------------------------------------------------------------- call-site selection
@@ -377,3 +381,8 @@ def keep_call_site(ss: StackSet, call_site: tuple[str, ...] | list[str]) -> Stac
     out = ss.subset(call_site_mask(ss.stack_offsets, ss.stack_frames, ss.frames, call_site))
     out.total = int(np.abs(out.values).sum())
     return out
+
+
+def unique_comments(comments) -> list[str]:
+    """Comments without repeats, in first-seen order (what a merged export carries)."""
+    return list(dict.fromkeys(comments))

@@ -24,8 +24,9 @@ SELECTION_PARAMS = [
        ' or cpu{env!="dev"}'),
     _q("from", "start: unix s/ms/us/ns, now-1h, or ISO 8601"),
     _q("until", "end: same forms as from"),
-    _q("tagfocus", "key=regex on labels (repeatable)", many=True),
-    _q("tagignore", "key=regex on labels to exclude (repeatable)", many=True),
+    _q("tagfocus", "[key=]regex[,regex] on string labels or [key=]min:max with units (bytes=1kb:) on "
+       "numeric labels, pprof -tagfocus rules; keeps the selection's total (repeatable)", many=True),
+    _q("tagignore", "like tagfocus, drops the matching samples (repeatable)", many=True),
 ]
 VIEW_PARAMS = [
     _q("granularity", "functions | files | lines | addresses",
@@ -101,7 +102,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "summary": "Series (label sets and profile types) with data", "parameters": [TENANT, *SELECTION_PARAMS[:3]],
         "responses": {"200": _ok("series"), **_errors(400, 401)}}},
     "/api/v1/profiles": {"get": {
-        "summary": "Stored profiles of a selection, newest first",
+        "summary": "Stored profiles of a selection, newest first (id, labels, type, time, duration, "
+                   "samples, total, source, pprof comments)",
         "parameters": [TENANT, *SELECTION_PARAMS, _q("limit", "rows", schema={"type": "integer"})],
         "responses": {"200": _ok("profiles"), **_errors(400, 401)}}},
     "/api/v1/diff": {"post": {

@@ -8,7 +8,7 @@ from flask import current_app, request
 
 from ..analysis.stacks import GRANULARITIES, TagFilter
 from ..errors import BadInput, Forbidden, Unauthorized
-from ..query.selector import Matcher, Selection, parse_query
+from ..query.selector import Selection, parse_query
 from ..query.timeparse import parse_time
 from ..tenancy import TENANT_HEADER, resolve_tenant  # noqa: F401 (TENANT_HEADER re-exported)
 
@@ -50,17 +50,13 @@ def time_range() -> tuple[int | None, int | None]:
 
 
 def selection(query_param: str = "query") -> Selection:
-    """``query=<type>{matchers}``, ``from``/``until``, tag filters as extra matchers."""
+    """``query=<type>{matchers}``, ``from``/``until``, ``tagfocus``/``tagignore`` (pprof rules)."""
     ptype, matchers = parse_query(arg(query_param, default=""))
     ptype = arg("profile_type", "type", default=ptype)
-    for t in request.args.getlist("tagfocus"):
-        tf = TagFilter.parse(t)
-        matchers.append(Matcher(tf.key, "=~", f".*(?:{tf.pattern}).*"))
-    for t in request.args.getlist("tagignore"):
-        tf = TagFilter.parse(t)
-        matchers.append(Matcher(tf.key, "!~", f".*(?:{tf.pattern}).*"))
+    tags = tuple([TagFilter.parse(t) for t in request.args.getlist("tagfocus")]
+                 + [TagFilter.parse(t, negate=True) for t in request.args.getlist("tagignore")])
     start, end = time_range()
-    return Selection(ptype, tuple(matchers), start, end, tenant())
+    return Selection(ptype, tuple(matchers), start, end, tenant(), tags=tags)
 
 
 def json_selection(spec: Any, what: str = "", default_type: str | None = None) -> Selection:

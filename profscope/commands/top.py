@@ -50,8 +50,8 @@ def load_stackset(files: tuple[str, ...], sample_type: str | None, focus: str | 
               default="functions", show_default=True)
 @click.option("--focus", help="keep samples with a frame matching this regex")
 @click.option("--ignore", help="drop samples with a frame matching this regex")
-@click.option("--tagfocus", "tags", multiple=True, help="key=regex or key=min:max on sample labels")
-@click.option("--tagignore", "tag_ignore", multiple=True, help="key=regex: drop matching samples")
+@click.option("--tagfocus", "tags", multiple=True, help="[key=]regex[,regex] or [key=]min:max with units (bytes=1kb:), pprof rules")
+@click.option("--tagignore", "tag_ignore", multiple=True, help="like --tagfocus: drop matching samples")
 @click.option("--format", "fmt", help="input format: pprof, folded, speedscope or a plugin's "
               "(sniffed from the bytes by default)")
 @click.option("--limit", default=20, show_default=True, help="rows to print; 0 means every row")

@@ -77,7 +77,7 @@ def encode_stackset(ss: StackSet, time_nanos: int = 0, compress: bool = True) ->
     p = Profile([ss.sample_type if ss.sample_type.type else ValueType("samples", "count")],
                 ss.values.reshape(-1, 1), ss.stack_offsets, ss.stack_frames, ss.frames, labels,
                 period_type=ss.period_type, period=ss.period, time_nanos=time_nanos,
-                duration_nanos=ss.duration_nanos)
+                duration_nanos=ss.duration_nanos, comments=list(ss.comments))
     return encode_profile(p, compress)
 
 

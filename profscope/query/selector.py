@@ -93,6 +93,9 @@ class Selection:
     # Pyroscope's profile_id_selector: only these profiles (store profile id as decimal text, or
     # the source_id of an upload); empty = every profile
     profile_ids: tuple[str, ...] = ()
+    # pprof -tagfocus / -tagignore filters (analysis.stacks.TagFilter) on sample labels; unlike
+    # matchers they keep the total of the whole selection, as pprof keeps the file's total
+    tags: tuple = ()
 
     @classmethod
     def from_query(cls, query: str | None, start_ns: int | None = None, end_ns: int | None = None,

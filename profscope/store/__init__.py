@@ -179,6 +179,9 @@ class Store:
         return out
 
     def list_profiles(self, sel: Selection, limit: int = 1000) -> list[dict]:
+        """Metadata of the selection's profiles, newest first: ids, series labels, type, time,
+        duration, sample count, pprof total, source, and the pprof comments."""
+        from .db import load_sql
         m = match_profiles(self.db, self.dicts, sel)
         if not len(m.profile_ids):
             return []
@@ -186,9 +189,7 @@ class Store:
         con = self.db.con
         con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
         try:
-            cur = con.execute("SELECT id, series_id, profile_type, time_nanos, duration_nanos, n_samples, total, "
-                              "source_format, source_id FROM profiles WHERE id IN (SELECT id FROM sel_profiles) "
-                              "ORDER BY time_nanos DESC, id DESC LIMIT ?", [limit])
+            cur = con.execute(load_sql("profiles_list"), {"limit": limit})
             cols = [c[0] for c in cur.description]
             rows = [dict(zip(cols, r)) for r in cur.fetchall()]
         finally:

@@ -16,7 +16,7 @@ from itertools import chain, repeat
 import numpy as np
 import pyarrow as pa
 
-from ..analysis.stacks import merge_rows, stack_hashes, unique_inverse, unique_sorted
+from ..analysis.stacks import label_units, merge_rows, stack_hashes, unique_inverse, unique_sorted
 from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
@@ -214,13 +214,16 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
         row_stack = sid_u[sinv]
 
         # label sets
+        # numeric labels keep pprof's unit of their key (a unit is never '' for them, so a numeric
+        # label stays distinguishable from a string one: tag filters need both)
+        num_units = label_units(profile.label_sets)
         ls_gid = np.zeros(len(profile.label_sets), np.int32)
         for li, ls in enumerate(profile.label_sets):
             if not ls:
                 continue
             lkeys = [lb.key for lb in ls]
             lvals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
-            units = [lb.unit if lb.is_num else "" for lb in ls]
+            units = [(lb.unit or num_units[lb.key]) if lb.is_num else "" for lb in ls]
             h = h64(repr((lkeys, lvals, units)))
             g = d.labelsets.get(h)
             if g is None:
@@ -253,7 +256,7 @@ def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_fla
             job.profiles.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
                                  pt.unit if pt else "", int(profile.period), int(time_nanos),
                                  int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
-                                 profile.source_format, source_id))
+                                 profile.source_format, source_id, list(profile.comments)))
             # values are stored as raw * scale, scale = their greatest common divisor (the
             # period, typically), so raw values are small and bit-pack tightly
             scale = int(np.gcd.reduce(np.abs(col[nz]))) if nz.any() else 1
@@ -364,11 +367,11 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
             cols = list(zip(*profiles))
             names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
                      "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
-                     "source_format", "source_id"]
+                     "source_format", "source_id", "comments"]
             types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
                      pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
-                     pa.string()]
-            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types)})
+                     pa.string(), pa.list_(pa.string())]
+            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types, strict=True)})
             con.register("new_profiles", t)
             con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
             con.unregister("new_profiles")

@@ -32,6 +32,7 @@ class Matched:
     period: int
     period_type: ValueType | None
     call_site: tuple[str, ...] = ()   # keep only stacks under this root-first prefix
+    total: int | None = None   # with tag filters: the total of the selection without them (pprof's)
 
 
 def type_matches(ptype: str, wanted: str | None) -> bool:
@@ -84,7 +85,7 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
     con.register("want_series", sid_tbl)
     try:
         rows = con.execute(
-            "SELECT id, series_id, duration_nanos, period, period_type, period_unit, source_id FROM profiles "
+            "SELECT id, series_id, duration_nanos, period, period_type, period_unit, source_id, total FROM profiles "
             "WHERE tenant = ? AND series_id IN (SELECT id FROM want_series) AND time_nanos BETWEEN ? AND ? "
             "ORDER BY id", [sel.tenant, start, end]).fetchnumpy()
     finally:
@@ -97,8 +98,8 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
     period = int(rows["period"].max()) if len(pids) else 0
     ptyp = ValueType(str(rows["period_type"][0]), str(rows["period_unit"][0])) if len(pids) and rows["period_type"][0] else None
     needs_samples = {s for s, um in series.items() if um}
-    if not needs_samples or not len(pids):
-        return Matched(pids, None, ptype, duration, period, ptyp, sel.call_site)
+    if not len(pids) or (not needs_samples and not sel.tags):
+        return Matched(pids, None, ptype, duration, period, ptyp, call_site=sel.call_site)
     # some matchers are decided by sample labels: find the (profile, label set) pairs that pass
     con.register("sel_profiles", pa.table({"id": pa.array(pids)}))
     try:
@@ -106,7 +107,8 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
     finally:
         con.unregister("sel_profiles")
     series_of = dict(zip(pids.tolist(), sids.tolist()))
-    keep_p, keep_l = [], []
+    tag_ok = _tags_pass(db, unique_sorted(pl["labelset_id"]), sel.tags) if sel.tags else None
+    keep_p, keep_l, base_p, base_l = [], [], [], []
     cache: dict[tuple[int, int], bool] = {}
     for p, ls in zip(pl["profile_id"].tolist(), pl["labelset_id"].tolist()):
         s = series_of[p]
@@ -119,12 +121,19 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
             if ok is None:
                 labels = d.labelset_labels.get(ls, {})
                 ok = cache[key] = all(m.matches(labels.get(m.name)) for m in um)
+        if ok and tag_ok is not None:
+            base_p.append(p)
+            base_l.append(ls)
+            ok = tag_ok[ls]
         if ok:
             keep_p.append(p)
             keep_l.append(ls)
+    total = None
+    if tag_ok is not None:   # pprof keeps the total of everything the tag filters looked at
+        total = int(rows["total"].sum()) if not needs_samples else _pairs_total(db, base_p, base_l)
     return Matched(np.array(sorted(set(keep_p)), np.int64),
                    (np.array(keep_p, np.int64), np.array(keep_l, np.int32)), ptype, duration, period, ptyp,
-                   sel.call_site)
+                   call_site=sel.call_site, total=total)
 
 
 def _only_profile_ids(rows: dict[str, np.ndarray], wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -135,6 +144,43 @@ def _only_profile_ids(rows: dict[str, np.ndarray], wanted: tuple[str, ...]) -> d
     if sources:
         keep |= np.isin(rows["source_id"].astype(str), np.array(sources, dtype=str))
     return {k: v[keep] for k, v in rows.items()}
+
+
+def _tags_pass(db: Database, labelset_ids: np.ndarray, tags: tuple) -> dict[int, bool]:
+    """Whether each label set passes every tag filter (pprof rules: numeric labels are the ones
+    stored with a unit)."""
+    from ..analysis.tagfilter import LabelView
+    con = db.con
+    con.register("want_ids", pa.table({"id": pa.array(labelset_ids.astype(np.int32))}))
+    try:
+        rows = con.execute(load_sql("labelsets_by_id")).fetchall()
+    finally:
+        con.unregister("want_ids")
+    out = {0: all(t.passes(LabelView({}, {}), {}) for t in tags)}
+    for ls, keys, vals, units in rows:
+        view, unit_of = LabelView({}, {}), {}
+        for k, v, u in zip(keys, vals, units, strict=True):
+            if u:
+                view.nums.setdefault(k, []).append(int(v))
+                unit_of.setdefault(k, u)
+            else:
+                view.strs.setdefault(k, []).append(v)
+        out[ls] = all(t.passes(view, unit_of) for t in tags)
+    return out
+
+
+def _pairs_total(db: Database, profile_ids: list[int], labelset_ids: list[int]) -> int:
+    """pprof total over (profile, label set) pairs."""
+    if not profile_ids:
+        return 0
+    con = db.con
+    con.register("sel_pairs", pa.table({"profile_id": pa.array(profile_ids, pa.int64()),
+                                        "labelset_id": pa.array(labelset_ids, pa.int32())}))
+    try:
+        t = con.sql(load_sql("profile_totals_labelsets")).fetchnumpy()
+    finally:
+        con.unregister("sel_pairs")
+    return int(t["total"].sum())
 
 
 def merged_rows(db: Database, m: Matched) -> dict[str, np.ndarray]:
@@ -214,8 +260,10 @@ def tree_of(db: Database, d: Dictionaries, m: Matched, granularity: str, max_nod
     st = _sample_type(m)
     if not len(m.profile_ids):
         e = empty_stackset(st)
+        e.total = m.total or 0     # tag filters that kept nothing still report what they looked at
         return e, build_tree([e], granularity, max_nodes)
     stacks, per_stack, total = _merged_per_stack(db, d, m)
+    total = total if m.total is None else m.total
     snap = d.index.snapshot(with_nodes=True)
     leaves = snap.stack_leaf[stacks]
     touched = ancestors_closure(snap.node_parent, leaves)
@@ -239,11 +287,26 @@ def stackset_of(db: Database, d: Dictionaries, m: Matched) -> StackSet:
     """Merge matched profiles (or (profile, label set) pairs) into a stack set."""
     st = _sample_type(m)
     if not len(m.profile_ids):
-        return empty_stackset(st)
+        e = empty_stackset(st)
+        e.total = m.total or 0
+        return e
     stacks, per_stack, total = _merged_per_stack(db, d, m)
+    total = total if m.total is None else m.total
     offs, flat, frames = stacks_and_frames(d, stacks)
     return StackSet(offs, flat, per_stack, frames, st, total, len(m.profile_ids), m.duration_nanos,
-                    m.period, m.period_type)
+                    m.period, m.period_type, profile_comments(db, m.profile_ids))
+
+
+def profile_comments(db: Database, profile_ids: np.ndarray) -> list[str]:
+    """The pprof comments of ``profile_ids``, without repeats, by profile id then file order."""
+    from ..analysis.stacks import unique_comments
+    con = db.con
+    con.register("sel_profiles", pa.table({"id": pa.array(profile_ids.astype(np.int64))}))
+    try:
+        rows = con.execute(load_sql("profile_comments")).fetchall()
+    finally:
+        con.unregister("sel_profiles")
+    return unique_comments(c for _, cs in rows for c in cs)
 
 
 @dataclass

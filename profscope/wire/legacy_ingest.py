@@ -10,7 +10,9 @@ Series labels follow Pyroscope: ``__name__`` from the suffix (text formats) or f
 sample types, ``service_name`` = the application name (when the tags give a ``service_name``,
 the application name goes to ``app_name``), ``pyroscope_spy`` = ``spyName``; tags starting with
 ``__`` are dropped. For ``process_cpu`` and ``wall`` text profiles each count becomes
-``1e9 / sampleRate`` nanoseconds (``cpu:nanoseconds`` / ``wall:nanoseconds``).
+``1e9 / sampleRate`` nanoseconds (``cpu:nanoseconds`` / ``wall:nanoseconds``). pprof from the
+pyspy/rbspy spies gets Pyroscope's ``<file>:-1 - <name>`` function names; ``prev_profile``
+(cumulative uploads) is refused like Grafana Pyroscope refuses it.
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ from email.policy import HTTP
 
 from ..errors import BadInput, LimitExceeded, ProfscopeError, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits
-from ..model import Profile, ValueType
+from ..model import FrameTable, Profile, ValueType
 from ..query.timeparse import parse_time
 
 DEFAULT_SAMPLE_RATE = 100
 TEXT_FORMATS = ("folded", "lines", "groups")
 REFUSED_FORMATS = ("jfr", "trie", "tree")
+SCRIPTING_SPIES = ("pyspy", "rbspy", "scripting")   # pprof function names rewritten like Pyroscope
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 # suffix -> (metric name, sample type, unit); sample type None keeps the suffix itself
@@ -178,7 +181,7 @@ def decode_ingest(params: IngestParams, body: bytes, content_type: str | None,
         suffix_type(params.name)   # a bad name is a bad request (400), not a rejected profile
     try:
         if fmt == "pprof" or (not fmt and "multipart/form-data" in ctype):
-            return _pprof(params, body, ctype, limits)
+            return _pprof(params, body, content_type or "", limits)   # the boundary is case-sensitive
         if fmt == "speedscope":
             return _speedscope(params, body, limits)
         if fmt in ("", *TEXT_FORMATS):
@@ -246,11 +249,14 @@ def _speedscope(params: IngestParams, body: bytes, limits: Limits) -> IngestItem
 def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits) -> IngestItem:
     from ..formats.pprof import decode_pprof
     config: dict = {}
-    if "multipart/form-data" in ctype:
+    if "multipart/form-data" in ctype.lower():
         parts = multipart_fields(body, ctype)
         if "prev_profile" in parts and parts["prev_profile"]:
+            # Grafana Pyroscope refuses it the same way (only the retired pyroscope-io server
+            # subtracted a previous upload, keeping state between requests): see docs/pyroscope.md
             raise BadInput("multipart field prev_profile (cumulative profiles of old pyroscope-go "
-                           "clients) is not supported; update the client")
+                           "clients) is not supported: unsupported client version, update "
+                           "github.com/grafana/pyroscope-go to the latest version")
         if not parts.get("profile"):
             raise BadInput("multipart body has no 'profile' field")
         body = parts["profile"]
@@ -262,6 +268,8 @@ def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits) -> Ing
             if not isinstance(config, dict):
                 raise BadInput("sample_type_config must be a JSON object {sample_type: {...}}")
     profile = decode_pprof(body, limits)
+    if params.spy_name in SCRIPTING_SPIES:
+        profile = replace(profile, frames=scripting_frame_names(profile.frames))
     if config:
         profile = _apply_sample_type_config(profile, config)
     metric = pprof_metric_name(profile, config)
@@ -274,6 +282,14 @@ def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits) -> Ing
     if not profile.duration_nanos and params.end_ns > params.start_ns:
         profile = replace(profile, duration_nanos=params.end_ns - params.start_ns)
     return IngestItem(labels, replace(profile, source_format="pprof"), list(profile.warnings))
+
+
+def scripting_frame_names(frames: FrameTable) -> FrameTable:
+    """Pyroscope's function names for pprof from scripting-language spies (``spyName`` pyspy,
+    rbspy or scripting): every function becomes ``<file>:-1 - <name>`` (the line is not known per
+    function, so Pyroscope writes -1). Address-only frames (no function) stay as they are."""
+    names = [f"{file}:-1 - {name}" if (name or file) else name for name, file in zip(frames.name, frames.file)]
+    return replace(frames, name=names)
 
 
 def _apply_sample_type_config(profile: Profile, config: dict) -> Profile:
