@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import StackSet
+from .grouping import sum_int
 from .stacks import frame_keys
 
 
@@ -40,43 +41,30 @@ def flat_cum(ss: StackSet, granularity: str = "functions") -> tuple[list[str], n
     lens = ss.lengths()
     nonempty = lens > 0
     leaf_keys = keys[ss.stack_frames[ss.stack_offsets[:-1][nonempty]]]
-    np.add.at(flat, leaf_keys, ss.values[nonempty])
-    kflat = keys[ss.stack_frames]
-    for rows, mat in _padded_by_length(ss.stack_offsets, kflat):
-        # each function counts once per stack: sort every row, keep the first of equal runs
-        mat.sort(axis=1)
-        first = mat >= 0
-        first[:, 1:] &= mat[:, 1:] != mat[:, :-1]
-        r, c = np.nonzero(first)
-        np.add.at(cum, mat[r, c], ss.values[rows[r]])
+    flat = sum_int(leaf_keys, ss.values[nonempty], nk)
+    # each function counts once per stack (recursion): sort (key, stack) codes, keep distinct ones
+    n = ss.n_stacks
+    code = keys[ss.stack_frames].astype(np.int64) * n + np.repeat(np.arange(n, dtype=np.int64), lens)
+    code.sort()
+    first = np.ones(len(code), bool)
+    first[1:] = code[1:] != code[:-1]
+    code = code[first]
+    cum = sum_int(code // n, ss.values[code % n], nk)
     return names, flat, cum
 
 
-def _padded_by_length(offsets: np.ndarray, flat: np.ndarray):
-    """Rows of a CSR array as -1-padded matrices, bucketed by length (powers of two) so the
-    padding at most doubles the size. Yields (row indices, matrix)."""
-    lens = np.diff(offsets)
-    bucket = np.zeros(len(lens), np.int64)
-    nz = lens > 0
-    bucket[nz] = np.ceil(np.log2(lens[nz])).astype(np.int64)
-    for b in np.unique(bucket[nz]):
-        rows = np.flatnonzero(nz & (bucket == b))
-        width = 1 << int(b)
-        rl = lens[rows]
-        mat = np.full((len(rows), width), -1, np.int64)
-        r = np.repeat(np.arange(len(rows)), rl)
-        start = np.repeat(offsets[:-1][rows], rl)
-        c = np.arange(len(r)) - np.repeat(np.cumsum(rl) - rl, rl)
-        mat[r, c] = flat[start + c]
-        yield rows, mat
+def _name_ranks(names: list[str]) -> np.ndarray:
+    """Rank of each name in sorted order (ties keep their order)."""
+    rank = np.empty(len(names), np.int64)
+    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    return rank
 
 
 def top_table(ss: StackSet, granularity: str = "functions") -> TopTable:
     names, flat, cum = flat_cum(ss, granularity)
     present = np.flatnonzero((flat != 0) | (cum != 0))
     # pprof order: |flat| desc, name asc, |cum| desc
-    name_rank = np.empty(len(names), np.int64)
-    name_rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
+    name_rank = _name_ranks(names)
     order = np.lexsort((-np.abs(cum[present]), name_rank[present], -np.abs(flat[present])))
     sel = present[order]
     return TopTable(ss.sample_type.type, ss.sample_type.unit, ss.total,
@@ -110,8 +98,7 @@ def top_from_tree(tree, sample_type: str = "", unit: str = "", total: int = 0) -
     np.add.at(cum, name[keep], tot[keep])
     present = np.flatnonzero((flat != 0) | (cum != 0))
     names = tree.names
-    name_rank = np.empty(nk, np.int64)
-    name_rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(nk)
+    name_rank = _name_ranks(names)
     order = np.lexsort((-np.abs(cum[present]), name_rank[present], -np.abs(flat[present])))
     sel = present[order]
     return TopTable(sample_type, unit, total, [names[i] for i in sel], flat[sel], cum[sel])
