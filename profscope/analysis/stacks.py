@@ -386,3 +386,10 @@ def keep_call_site(ss: StackSet, call_site: tuple[str, ...] | list[str]) -> Stac
 def unique_comments(comments) -> list[str]:
     """Comments without repeats, in first-seen order (what a merged export carries)."""
     return list(dict.fromkeys(comments))
+
+
+def name_ranks(names: list[str]) -> np.ndarray:
+    """Rank of each name in sorted order (equal names keep their order)."""
+    rank = np.empty(len(names), np.int64)
+    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    return rank

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..model import StackSet
 from .grouping import sum_int
-from .stacks import frame_keys
+from .stacks import frame_keys, name_ranks
 
 
 @dataclass
@@ -53,18 +53,11 @@ def flat_cum(ss: StackSet, granularity: str = "functions") -> tuple[list[str], n
     return names, flat, cum
 
 
-def _name_ranks(names: list[str]) -> np.ndarray:
-    """Rank of each name in sorted order (ties keep their order)."""
-    rank = np.empty(len(names), np.int64)
-    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
-    return rank
-
-
 def top_table(ss: StackSet, granularity: str = "functions") -> TopTable:
     names, flat, cum = flat_cum(ss, granularity)
     present = np.flatnonzero((flat != 0) | (cum != 0))
     # pprof order: |flat| desc, name asc, |cum| desc
-    name_rank = _name_ranks(names)
+    name_rank = name_ranks(names)
     order = np.lexsort((-np.abs(cum[present]), name_rank[present], -np.abs(flat[present])))
     sel = present[order]
     return TopTable(ss.sample_type.type, ss.sample_type.unit, ss.total,
@@ -98,7 +91,7 @@ def top_from_tree(tree, sample_type: str = "", unit: str = "", total: int = 0) -
     np.add.at(cum, name[keep], tot[keep])
     present = np.flatnonzero((flat != 0) | (cum != 0))
     names = tree.names
-    name_rank = _name_ranks(names)
+    name_rank = name_ranks(names)
     order = np.lexsort((-np.abs(cum[present]), name_rank[present], -np.abs(flat[present])))
     sel = present[order]
     return TopTable(sample_type, unit, total, [names[i] for i in sel], flat[sel], cum[sel])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..model import StackSet
 from .grouping import sum_int
-from .stacks import _mix, frame_keys, root_first, unique_inverse, unique_sorted
+from .stacks import _mix, frame_keys, name_ranks, root_first, unique_inverse, unique_sorted
 
 OTHER = "other"
 
@@ -176,8 +176,7 @@ def _preorder(parent, depth, name, names, selfv, total) -> Tree:
     if n == 1:
         return Tree(names, name.astype(np.int32), np.array([-1], np.int32), np.zeros(1, np.int32),
                     selfv, total)
-    name_rank = np.empty(len(names), np.int64)
-    name_rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
+    name_rank = name_ranks(names)
     size = np.ones(n, np.int64)
     maxd = int(depth.max())
     srt = np.argsort(depth, kind="stable")

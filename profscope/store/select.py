@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..analysis.stacks import unique_inverse, unique_sorted
+from ..analysis.stacks import unique_sorted
 from ..errors import BadInput
 from ..model import FrameTable, StackSet, ValueType, csr_take
 from ..query.selector import Matcher, Selection
@@ -184,7 +184,7 @@ def _pairs_total(db: Database, profile_ids: list[int], labelset_ids: list[int]) 
 
 
 def merged_rows(db: Database, m: Matched) -> dict[str, np.ndarray]:
-    """``stack_id, labelset_id, value`` merged over the matched profiles."""
+    """``stack_id, value`` merged over the matched profiles (one row per stack)."""
     con = db.con
     if m.pairs is None:
         con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
@@ -231,11 +231,8 @@ def _merged_per_stack(db: Database, d: Dictionaries, m: Matched) -> tuple[np.nda
         keep = call_site_stacks(d, stack, m.call_site)
         stack, value = stack[keep], value[keep]
     total = int(np.abs(value).sum())
-    first, inv = unique_inverse(stack)
-    uniq = stack[first]
-    per_stack = np.zeros(len(uniq), np.int64)
-    np.add.at(per_stack, inv, value)
-    return uniq, per_stack, total
+    order = np.argsort(stack)           # one row per stack already: only the order is left
+    return stack[order], value[order], total
 
 
 def _sample_type(m: Matched) -> ValueType:
@@ -398,7 +395,7 @@ def select_per_profile(db: Database, d: Dictionaries, sels: list[Selection]) -> 
             ss = StackSet(offs, flat, per_stack, frames, st, 0, 0, 0, 0, None)
             out.append(PerProfile(ss, uniq, empty, empty, empty))
             continue
-        np.add.at(per_stack, remap[r["stack_id"]], r["value"].astype(np.int64))
+        per_stack[remap[r["stack_id"]]] = r["value"].astype(np.int64)   # one row per stack
         ids, totals, durations = _profile_meta(db, m)
         ss = StackSet(offs, flat, per_stack, frames, st, int(totals.sum()), len(ids), int(durations.sum()),
                       m.period, m.period_type)

@@ -1,5 +1,5 @@
--- Merge the samples of the selected profiles (temp table sel_profiles) per (stack, label set).
-SELECT s.stack_id, s.labelset_id, SUM(s.value)::BIGINT AS value
+-- Merge the samples of the selected profiles (temp table sel_profiles) per stack.
+SELECT s.stack_id, SUM(s.value)::BIGINT AS value
 FROM samples s
 WHERE s.profile_id IN (SELECT id FROM sel_profiles)
-GROUP BY ALL
+GROUP BY s.stack_id
