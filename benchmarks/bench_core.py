@@ -60,19 +60,26 @@ def bench_ingest(tmp: Path) -> dict:
     from profscope.store import Store
     from profscope.gcpolicy import for_service
     raw = (DATA / "pprof/gp_large.cpu.pb.gz").read_bytes()
-    store = Store(str(tmp / "ingest"))
     for_service()                     # the collector settings of `profscope serve`
     decode((DATA / "pprof/gp_sample.cpu.pb.gz").read_bytes())   # a running server has its decoder loaded
-    t = time.perf_counter()
-    p = decode(raw)
-    t_dec = time.perf_counter() - t
-    t = time.perf_counter()
-    store.ingest(p, {"service_name": "big"})
-    t_first = time.perf_counter() - t
-    p2 = decode(raw)
-    t = time.perf_counter()
-    store.ingest(p2, {"service_name": "big2"})
-    t_again = time.perf_counter() - t
+    # the 20k profile into a fresh store (every frame and stack new), five times: medians
+    decs, firsts, agains = [], [], []
+    for i in range(5):
+        store = Store(str(tmp / f"ingest{i}"))
+        t = time.perf_counter()
+        p = decode(raw)
+        decs.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        store.ingest(p, {"service_name": "big"})
+        firsts.append(time.perf_counter() - t)
+        p2 = decode(raw)
+        t = time.perf_counter()
+        store.ingest(p2, {"service_name": "big2"})   # the same stacks again: only samples are new
+        agains.append(time.perf_counter() - t)
+        if i < 4:
+            store.close()
+    t_dec, t_first, t_again = statistics.median(decs), statistics.median(firsts), statistics.median(agains)
+    totals = sorted(a + b for a, b in zip(decs, firsts))
     pool = stack_pool(20_000)
     small = [profile_from_pool(pool, 300, i, 10**18 + i * 10**10) for i in range(1000)]
     t = time.perf_counter()
@@ -87,7 +94,8 @@ def bench_ingest(tmp: Path) -> dict:
     store.close()
     return {"decode_20k_ms": round(t_dec * 1000, 1), "store_20k_first_ms": round(t_first * 1000, 1),
             "store_20k_again_ms": round(t_again * 1000, 1),
-            "decode_plus_store_20k_ms": round((t_dec + t_first) * 1000, 1), "target_20k": "< 150 ms",
+            "decode_plus_store_20k_ms": round((t_dec + t_first) * 1000, 1),
+            "decode_plus_store_20k_ms_all_runs": [round(x * 1000) for x in totals], "target_20k": "< 150 ms",
             "small_profiles_per_s_batched_100": round(rate_batched), "small_profiles_per_s_one_by_one": round(rate_seq),
             "target_small": ">= 500/s"}
 

@@ -28,6 +28,9 @@ def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy
     app = create_app(cfg)
     from ..gcpolicy import for_service
     for_service()
+    # the call-path index of the stored stacks is built in the background, not by the first query
+    import threading
+    threading.Thread(target=app.extensions["profscope"].store.warm_index, name="index-warmup", daemon=True).start()
     if cfg["otlp_grpc"]:
         from ..wire.grpc_server import start_grpc_server
         try:

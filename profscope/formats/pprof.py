@@ -346,6 +346,24 @@ def _positions(ids: np.ndarray, refs: np.ndarray, err) -> np.ndarray:
     return order[pos_c] if len(refs) else np.zeros(0, np.int64)
 
 
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, axis=0, return_inverse=True)`` for an (n, k) int64 array; when the
+    columns' ranges multiply to under 2**62, through one int64 code per row (same order, much
+    faster than sorting rows as raw bytes)."""
+    if not len(keys):
+        return np.zeros((0, keys.shape[1]), np.int64), np.zeros(0, np.int64)
+    lo = keys.min(axis=0)
+    span = keys.max(axis=0) - lo + 1
+    if float(np.prod(span.astype(np.float64))) >= 2.0**62:
+        uk, inv = np.unique(keys, axis=0, return_inverse=True)
+        return uk, inv.reshape(-1)
+    code = np.zeros(len(keys), np.int64)
+    for j in range(keys.shape[1]):
+        code = code * int(span[j]) + (keys[:, j] - lo[j])
+    uniq, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    return keys[first], inv.reshape(-1)
+
+
 def _strs(strings: list[str], idx: np.ndarray, what: str) -> list[str]:
     if len(idx) and (idx.min() < 0 or idx.max() >= len(strings)):
         bad = int(idx[(idx < 0) | (idx >= len(strings))][0])
@@ -389,10 +407,8 @@ def _location_frames(t: Tables, strings: list[str]):
     line_keys = np.stack([line_fpos.astype(np.int64), line_no, lm], axis=1)
     addr_only = np.flatnonzero(nlines == 0)
     addr_keys = np.stack([loc_addr[addr_only].view(np.int64), map_pos[addr_only] + 1], axis=1)
-    uk_line, inv_line = (np.unique(line_keys, axis=0, return_inverse=True) if len(line_keys)
-                         else (np.zeros((0, 3), np.int64), np.zeros(0, np.int64)))
-    uk_addr, inv_addr = (np.unique(addr_keys, axis=0, return_inverse=True) if len(addr_keys)
-                         else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64)))
+    uk_line, inv_line = _unique_rows(line_keys)
+    uk_addr, inv_addr = _unique_rows(addr_keys)
     nlf = len(uk_line)
     mfile_of = [""] + map_file
     fp = uk_line[:, 0].tolist()

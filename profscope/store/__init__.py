@@ -72,6 +72,11 @@ class Store:
         return [r for _, r in prepared]
 
     # ------------------------------------------------------------------ read
+    def warm_index(self) -> None:
+        """Build the call-path nodes of every stored stack now (otherwise the first flame graph
+        after start-up builds them)."""
+        self.dicts.index.snapshot(with_nodes=True)
+
     def select(self, sel: Selection) -> StackSet:
         """The merged stacks of a selection."""
         return select_stackset(self.db, self.dicts, sel)
