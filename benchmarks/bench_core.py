@@ -58,8 +58,8 @@ def bench_ingest(tmp: Path) -> dict:
     from synth import profile_from_pool, stack_pool
 
     from profscope.formats import decode
-    from profscope.store import Store
     from profscope.gcpolicy import for_service
+    from profscope.store import Store
     raw = (DATA / "pprof/gp_large.cpu.pb.gz").read_bytes()
     for_service()                     # the collector settings of `profscope serve`
     decode((DATA / "pprof/gp_sample.cpu.pb.gz").read_bytes())   # a running server has its decoder loaded
@@ -132,7 +132,7 @@ def build_10m(path: Path, n_profiles: int, per_profile: int) -> dict:
     for i in range(n_profiles):
         batch.append((profile_from_pool(pool, per_profile, i, 10**18 + i * 10**10),
                       {"service_name": f"svc{i % 10}", "pod": f"pod-{i % 100}"}))
-        if len(batch) == 100:
+        if len(batch) == 40:   # 80k sample rows per transaction, as `profscope ingest` chunks files
             store.ingest_many(batch)
             batch = []
     if batch:

@@ -49,7 +49,7 @@ def test_store_survives_reopen(tmp_path, data):
     s.ingest(p, {"service_name": "a"})   # dictionaries reloaded: no duplicate stacks
     ss = s.select(Selection.from_query("cpu"))
     assert ss.total == 2 * profile_to_stackset(p, "cpu").total
-    n = s.db.con.execute("SELECT count(*), count(DISTINCT hash) FROM stacks").fetchall()[0]
+    n = s.db.con.execute("SELECT count(*), count(DISTINCT frames) FROM stacks").fetchall()[0]
     assert n[0] == n[1]
     s.close()
 
@@ -178,3 +178,29 @@ def test_top_from_index_tree_equals_top_from_stacks(store, data, granularity):
         fast = engine.top(store, sel, engine.View(granularity=granularity))
         slow = top_table(store.select(sel), granularity)
         assert fast.rows() == slow.rows() and fast.total == slow.total
+
+
+def test_store_written_with_hash_columns_migrates(tmp_path, data):
+    """Stores from before migration 005 kept a hash column on stacks and frames: reopening drops
+    them, and stacks found again by the hash recomputed from their frames are not stored twice."""
+    p = load(data, "pprof/parca_fib_bigint.cpu.pb.gz")
+    s = Store(str(tmp_path))
+    s.ingest(p, {"service_name": "a"})
+    con = s.db.con
+    con.execute("ALTER TABLE stacks ADD COLUMN hash UBIGINT DEFAULT 7")
+    con.execute("ALTER TABLE frames ADD COLUMN hash UBIGINT DEFAULT 7")
+    con.execute("DELETE FROM schema_migrations WHERE version = 5")
+    n_stacks = con.execute("SELECT count(*) FROM stacks").fetchall()[0][0]
+    s.close()
+    s = Store(str(tmp_path))
+    try:
+        assert 5 in s.db.applied
+        cols = {r[0] for r in s.db.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name IN ('stacks', 'frames')").fetchall()}
+        assert "hash" not in cols
+        s.ingest(p, {"service_name": "b"})
+        assert s.db.con.execute("SELECT count(*) FROM stacks").fetchall()[0][0] == n_stacks
+        ss = s.select(Selection.from_query("cpu"))
+        assert ss.total == 2 * profile_to_stackset(p, "cpu").total
+    finally:
+        s.close()

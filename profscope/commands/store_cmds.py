@@ -23,6 +23,23 @@ def parse_label_options(items: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _chunks(items: list[tuple]) -> list[list[tuple]]:
+    """Files per transaction: up to 64, and under ROWS_PER_TRANSACTION sample rows (see
+    store/ingest.py) unless one file alone has more."""
+    from ..store.ingest import ROWS_PER_TRANSACTION
+    chunks: list[list[tuple]] = [[]]
+    rows = 0
+    for item in items:
+        p = item[1]
+        n = p.n_samples * max(len(p.sample_types), 1)
+        if chunks[-1] and (len(chunks[-1]) == 64 or rows + n > ROWS_PER_TRANSACTION):
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(item)
+        rows += n
+    return [c for c in chunks if c]
+
+
 def http(method: str, url: str, data: bytes | None = None, headers: dict | None = None) -> bytes:
     """A request to a profscope server; its JSON errors become ProfscopeErrors."""
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -86,8 +103,7 @@ def ingest(files, data_dir, server, service, labels, fmt, tenant):
             except ProfscopeError as e:
                 e.message = f"{f}: {e.message}"
                 raise
-        for start in range(0, len(items), 64):
-            chunk = items[start:start + 64]
+        for chunk in _chunks(items):
             results = store.ingest_many([(p, labels) for _, p, labels in chunk], tenant)
             for (f, p, _), res in zip(chunk, results, strict=True):
                 for w in p.warnings:
