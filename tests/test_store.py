@@ -204,3 +204,36 @@ def test_store_written_with_hash_columns_migrates(tmp_path, data):
         assert ss.total == 2 * profile_to_stackset(p, "cpu").total
     finally:
         s.close()
+
+
+def test_group_commit_splits_batches_but_loses_nothing(tmp_path, data, monkeypatch):
+    """Concurrent ingests share transactions of at most ROWS_PER_TRANSACTION sample rows; a
+    submitter whose jobs did not fit writes them itself, so every acknowledged ingest is stored."""
+    import threading
+
+    from profscope.store import ingest as store_ingest
+    monkeypatch.setattr(store_ingest, "ROWS_PER_TRANSACTION", 1)
+    p = load(data, "pprof/parca_fib_bigint.cpu.pb.gz")
+    s = Store(str(tmp_path))
+    batches: list[int] = []
+    real_write = store_ingest._write
+    monkeypatch.setattr(store_ingest, "_write", lambda db, batch: (batches.append(len(batch)), real_write(db, batch)))
+    done: list[int] = []
+
+    def push(i: int) -> None:
+        s.ingest_many([(p, {"service_name": f"svc{i}"})])
+        done.append(i)
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert sorted(done) == list(range(16))
+        assert max(batches) == 1 and len(batches) == 16     # one submission per transaction
+        stored = s.db.con.execute("SELECT count(DISTINCT series_id) FROM profiles").fetchall()[0][0]
+        assert stored == 16 * len(p.sample_types)
+        assert s.select(Selection.from_query("cpu")).total == 16 * profile_to_stackset(p, "cpu").total
+    finally:
+        s.close()

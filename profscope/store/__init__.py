@@ -56,26 +56,19 @@ class Store:
     def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:
         """Store ``profile`` (every sample type) under series ``labels``; atomic. Concurrent calls
         share one transaction (group commit)."""
-        self.writer.begin()
-        try:
-            job, result = prepare(self.dicts, profile, dict(labels or {}), tenant, self.limits)
-        except BaseException:
-            self.writer.abort()
-            raise
-        self.writer.submit([job], begun=True)
+        job, result = prepare(self.dicts, profile, dict(labels or {}), tenant, self.limits)
+        self.writer.submit([job])
         return result
 
     def ingest_many(self, items: list[tuple[Profile, dict[str, str]]], tenant: str = "anonymous") -> list[IngestResult]:
         """Store several profiles in one transaction: all are validated first, then all or none
         are written."""
-        self.writer.begin()
         try:
             prepared = [prepare(self.dicts, p, dict(labels or {}), tenant, self.limits) for p, labels in items]
         except BaseException:
-            self.writer.abort()
             self.writer.forget_unwritten()
             raise
-        self.writer.submit([job for job, _ in prepared], begun=True)
+        self.writer.submit([job for job, _ in prepared])
         return [r for _, r in prepared]
 
     # ------------------------------------------------------------------ read

@@ -306,29 +306,12 @@ class GroupWriter:
     """Group commit: concurrent ingests queue their jobs; whoever gets the write lock first writes
     every queued job in ONE transaction (one fsync), the others find theirs done. A failed
     transaction fails every job in it and the dictionaries are reloaded from the database, so
-    nothing half-stored is ever referenced.
+    nothing half-stored is ever referenced."""
 
-    A transaction costs a few milliseconds whatever its size, so while other ingests are still
-    being prepared (:meth:`begin` was called, :meth:`submit` not yet) the writer waits up to
-    ``linger_s`` for them to join its batch. A lone ingest never waits."""
-
-    def __init__(self, db: Database, d: Dictionaries, linger_s: float = 0.005):
+    def __init__(self, db: Database, d: Dictionaries):
         self.db, self.d = db, d
-        self.linger_s = linger_s
         self._pending: list[list[WriteJob]] = []    # one list per submit() call, never split
-        self._incoming = 0
-        self._cv = threading.Condition(threading.Lock())
-
-    def begin(self) -> None:
-        """An ingest starts preparing; it will :meth:`submit` or :meth:`abort`."""
-        with self._cv:
-            self._incoming += 1
-
-    def abort(self) -> None:
-        """A begun ingest failed before submitting."""
-        with self._cv:
-            self._incoming -= 1
-            self._cv.notify_all()
+        self._lock = threading.Lock()
 
     def forget_unwritten(self) -> None:
         """Drop dictionary entries of jobs that will never be written (a batch that failed while
@@ -337,21 +320,12 @@ class GroupWriter:
             self.d.reset()
             self.d.load(self.db)
 
-    def submit(self, jobs: list[WriteJob], begun: bool = False) -> None:
-        with self._cv:
+    def submit(self, jobs: list[WriteJob]) -> None:
+        with self._lock:
             self._pending.append(list(jobs))
-            if begun:
-                self._incoming -= 1
-            self._cv.notify_all()
         with self.db.write_lock:
-            if not all(j.done.is_set() for j in jobs):
-                with self._cv:
-                    deadline = time.monotonic() + self.linger_s
-                    while self._incoming > 0:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        self._cv.wait(left)
+            while not all(j.done.is_set() for j in jobs):   # older submissions may fill a batch first
+                with self._lock:
                     batch = self._take_batch()
                 try:
                     _write(self.db, batch)
