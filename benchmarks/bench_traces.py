@@ -173,7 +173,7 @@ def bench_engine(path: Path, runs: int) -> dict:
               f"AND profile_id IN (SELECT id FROM profiles WHERE profile_type = '{CPU}') GROUP BY ALL")
     out["samples_step_full_scan_ms"], rows_b = _ms(lambda: con.sql(q_scan).fetchall(), runs)
     con.unregister("sel_pairs")
-    assert link_total == scan_total == sum(r[2] for r in rows_a) == sum(r[2] for r in rows_b), (link_total, scan_total)
+    assert link_total == scan_total == sum(r[-1] for r in rows_a) == sum(r[-1] for r in rows_b), (link_total, scan_total)
     out["same_total_all_ways"] = True
     out["samples_rows_total"] = con.execute("SELECT count(*) FROM samples").fetchall()[0][0]
 
