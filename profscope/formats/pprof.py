@@ -1,9 +1,11 @@
 """Decode pprof (``perftools.profiles.Profile``) into the canonical :class:`Profile`.
 
-Parsing is done by protobuf's C backend (upb) with profscope's own ``profile.proto``. Samples are
-moved into numpy columns with ``np.fromiter`` over the C containers; locations and functions
-(far fewer than samples) are resolved with dictionaries, then sample stacks are expanded to
-frames with one vectorized CSR gather.
+Parsing is done by protobuf's C backend (upb) with profscope's own ``profile.proto``. The tables
+(samples, locations, functions, mappings) are read as varint streams by :mod:`.pprof_scan`, into
+numpy columns without Python code per entry; a file that reading does not cover is parsed message
+by message (``_message_tables``/``_message_samples``). Both feed the same checks and the same
+build: distinct frames per location line, then sample stacks expanded to frames with one
+vectorized CSR gather.
 
 Validation follows what ``go tool pprof`` rejects (``../shared/data/edge/EXPECTED.txt``), with
 messages that name the offending field.
@@ -98,12 +100,8 @@ def _concatenated(times: list[int]) -> None:
                                "(time_nanos appears more than once)")
 
 
-def parse_pprof_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[pb.Profile, list[str]]:
-    """Gunzip (bounded), parse message by message and check the string table."""
-    return _parse_message(_raw(data, limits))
-
-
 def _parse_message(raw: bytes) -> tuple[pb.Profile, list[str]]:
+    """Parse message by message and check the string table."""
     msg = pb.Profile()
     try:
         msg.ParseFromString(raw)
