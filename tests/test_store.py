@@ -237,3 +237,21 @@ def test_group_commit_splits_batches_but_loses_nothing(tmp_path, data, monkeypat
         assert s.select(Selection.from_query("cpu")).total == 16 * profile_to_stackset(p, "cpu").total
     finally:
         s.close()
+
+
+def test_flame_graph_of_profiles_without_samples(tmp_path, data):
+    """A selection whose profiles hold no samples answers with an empty tree, not an error."""
+    import dataclasses
+
+    import numpy as np
+    p = load(data, "edge/ok_baseline.pb.gz")
+    empty = dataclasses.replace(p, values=np.zeros((0, len(p.sample_types)), np.int64),
+                                stack_offsets=np.zeros(1, np.int64), stack_frames=np.zeros(0, np.int32),
+                                sample_labels=np.zeros(0, np.int32), label_sets=[()])
+    s = Store(str(tmp_path))
+    try:
+        s.ingest(empty, {"service_name": "idle"})
+        info, tree = s.select_tree(Selection.from_query("cpu"))
+        assert (info.total, info.n_profiles, tree.n_nodes) == (0, 1, 1)
+    finally:
+        s.close()

@@ -158,7 +158,8 @@ def timeline(sel: Selection, start_ns: int, end_ns: int) -> dict:
 def render():
     start, end = _range("from", "until")
     sel = render_selection(arg("query", default=""), start, end)
-    fg = fb.flamegraph_from_stackset(state().store.select(sel), _max_nodes())
+    _, tree = state().store.select_tree(sel, "functions", 0)      # from the call-path index
+    fg = fb.flamegraph(tree, _max_nodes())
     body = {"version": 1, "flamebearer": fg.to_flamebearer(), "metadata": metadata(sel.profile_type or "", "single"),
             "timeline": timeline(sel, start, end)}
     return jsonify(body)

@@ -11,7 +11,7 @@ import numpy as np
 from flask import Blueprint
 
 from ..analysis.stacks import keep_call_site
-from ..analysis.tree import build_tree
+from ..analysis.tree import Tree, build_tree
 from ..errors import BadInput
 from ..formats.pprof_write import encode_stackset
 from ..model import StackSet
@@ -124,11 +124,12 @@ def _check_format(fmt: int) -> None:
         raise BadInput(f"format {fmt} is not supported; use PROFILE_FORMAT_FLAMEGRAPH or PROFILE_FORMAT_TREE")
 
 
-def _flamegraph_or_tree(ss: StackSet, req, response_cls):
-    """The response of SelectMergeStacktraces / SelectMergeSpanProfile in the requested format."""
+def _flamegraph_or_tree(tree: Tree, req, response_cls):
+    """The response of SelectMergeStacktraces / SelectMergeSpanProfile in the requested format,
+    from an unpruned function-name ``tree``."""
     if req.format == q.PROFILE_FORMAT_TREE:
-        return response_cls(tree=tree_bytes(build_tree([ss], "functions"), max_nodes(req)))
-    return response_cls(flamegraph=flamegraph_message(fb.flamegraph_from_stackset(ss, max_nodes(req))))
+        return response_cls(tree=tree_bytes(tree, max_nodes(req)))
+    return response_cls(flamegraph=flamegraph_message(fb.flamegraph(tree, max_nodes(req))))
 
 
 # ------------------------------------------------------------------------------------ metadata
@@ -211,10 +212,11 @@ def select_merge_stacktraces(req: q.SelectMergeStacktracesRequest):
         from ..query.traces import select_for_spans
         sel = selection(req.profile_typeID, req.label_selector, req.start, req.end, req)
         ss = select_for_spans(state().store, sel, span_ids=spans or None, trace_ids=traces or None)
-        ss = keep_call_site(ss, sel.call_site)
-    else:
-        ss = _stackset(req)
-    return _flamegraph_or_tree(ss, req, q.SelectMergeStacktracesResponse)
+        tree = build_tree([keep_call_site(ss, sel.call_site)], "functions")
+    else:   # straight from the store's call-path index, like /api/v1/flamegraph
+        sel = selection(req.profile_typeID, req.label_selector, req.start, req.end, req)
+        _, tree = state().store.select_tree(sel, "functions", 0)
+    return _flamegraph_or_tree(tree, req, q.SelectMergeStacktracesResponse)
 
 
 @connect_method(bp, PREFIX + "SelectMergeProfile", q.SelectMergeProfileRequest)
@@ -234,7 +236,7 @@ def select_merge_span_profile(req: q.SelectMergeSpanProfileRequest):
     if not spans:
         raise BadInput("span_selector must list at least one span id (16 hex digits)")
     sel = selection(req.profile_typeID, req.label_selector, req.start, req.end)
-    return _flamegraph_or_tree(select_for_spans(state().store, sel, span_ids=spans), req,
+    return _flamegraph_or_tree(build_tree([select_for_spans(state().store, sel, span_ids=spans)], "functions"), req,
                                q.SelectMergeSpanProfileResponse)
 
 
