@@ -13,6 +13,7 @@ also words the error.
 """
 from __future__ import annotations
 
+from itertools import chain
 from typing import NamedTuple
 
 import numpy as np
@@ -178,58 +179,56 @@ def _repeated(st: _Stream, f: _Fields, num: int, n: int) -> tuple[np.ndarray, np
     return lens, st.v[idx]
 
 
-def _nested(st: _Stream, f: _Fields, num: int) -> tuple[np.ndarray, _Fields]:
-    """Sub-messages in field ``num``: (parent message of each, their fields)."""
-    elem, wt, a, b = _select(f, num)
-    if (wt != 2).any():
-        raise _NotCovered
-    return elem, _walk(st, a, b)
-
-
 def _i64(x: np.ndarray) -> np.ndarray:
     return x.view(np.int64)
 
 
 def scan(raw: bytes) -> Scanned | None:
-    """Read ``raw`` (an uncompressed pprof) into columns, or None if this reading does not cover it."""
+    """Read ``raw`` (an uncompressed pprof) into columns, or None if this reading does not cover it.
+    The four tables form one varint stream and are walked together; so are the nested messages
+    (location lines and sample labels)."""
     try:
         view = pb.ProfileView.FromString(raw)
-        return Scanned(view, _tables(view), _samples(view))
+        counts = (len(view.mapping), len(view.function), len(view.location), len(view.sample))
+        st = _Stream(chain(view.mapping, view.function, view.location, view.sample))
+        f = _walk(st, st.starts, st.ends)
+        lo = np.cumsum((0,) + counts)
+        maps, funcs, locs, samples = (_subset(f, int(lo[i]), int(lo[i + 1])) for i in range(4))
+        line_parent, line_wt, line_a, line_b = _select(locs, 4)
+        label_parent, label_wt, label_a, label_b = _select(samples, 3)
+        if (line_wt != 2).any() or (label_wt != 2).any():
+            raise _NotCovered
+        nested = _walk(st, np.concatenate([line_a, label_a]), np.concatenate([line_b, label_b]))
+        k = len(line_parent)
+        lines = _subset(nested, 0, k)
+        labels = _subset(nested, k, k + len(label_parent))
+        return Scanned(view, _tables(st, counts, maps, funcs, locs, line_parent, lines),
+                       _samples(st, counts[3], samples, label_parent, labels))
     except (_NotCovered, DecodeError):
         return None
 
 
-def _tables(view: pb.ProfileView) -> Tables:
-    st = _Stream(view.mapping)
-    f = _walk(st, st.starts, st.ends)
-    nm = len(st.starts)
-    map_ids, map_file = _scalar(st, f, 1, nm), _i64(_scalar(st, f, 5, nm))
+def _subset(f: _Fields, lo: int, hi: int) -> _Fields:
+    """The fields of messages ``lo..hi-1``, renumbered from 0."""
+    m = (f.elem >= lo) & (f.elem < hi)
+    return _Fields(f.elem[m] - lo, f.num[m], f.wt[m], f.a[m], f.b[m])
 
-    st = _Stream(view.function)
-    f = _walk(st, st.starts, st.ends)
-    nf = len(st.starts)
-    fn = [_scalar(st, f, k, nf) for k in (1, 2, 3, 4, 5)]
 
-    st = _Stream(view.location)
-    f = _walk(st, st.starts, st.ends)
-    nl = len(st.starts)
-    line_parent, lf = _nested(st, f, 4)
+def _tables(st: _Stream, counts, maps: _Fields, funcs: _Fields, locs: _Fields, line_parent: np.ndarray,
+            lines: _Fields) -> Tables:
+    nm, nf, nl = counts[0], counts[1], counts[2]
+    fn = [_scalar(st, funcs, k, nf) for k in (1, 2, 3, 4, 5)]
     k = len(line_parent)
     nlines = np.bincount(line_parent, minlength=nl).astype(np.int64) if k else np.zeros(nl, np.int64)
-    return Tables(map_ids, map_file, fn[0], _i64(fn[1]), _i64(fn[2]), _i64(fn[3]), _i64(fn[4]),
-                  _scalar(st, f, 1, nl), _scalar(st, f, 2, nl), _scalar(st, f, 3, nl), nlines,
-                  _scalar(st, lf, 1, k), _i64(_scalar(st, lf, 2, k)))
+    return Tables(_scalar(st, maps, 1, nm), _i64(_scalar(st, maps, 5, nm)),
+                  fn[0], _i64(fn[1]), _i64(fn[2]), _i64(fn[3]), _i64(fn[4]),
+                  _scalar(st, locs, 1, nl), _scalar(st, locs, 2, nl), _scalar(st, locs, 3, nl), nlines,
+                  _scalar(st, lines, 1, k), _i64(_scalar(st, lines, 2, k)))
 
 
-def _samples(view: pb.ProfileView) -> SampleColumns:
-    st = _Stream(view.sample)
-    n = len(st.starts)
-    f = _walk(st, st.starts, st.ends)
+def _samples(st: _Stream, n: int, f: _Fields, label_parent: np.ndarray, lf: _Fields) -> SampleColumns:
     slens, sloc = _repeated(st, f, 1, n)
     vlens, values = _repeated(st, f, 2, n)
-    labels = None
-    if (f.num == 3).any():
-        parent, lf = _nested(st, f, 3)
-        k = len(parent)
-        labels = LabelRows(parent, *(_i64(_scalar(st, lf, j, k)) for j in (1, 2, 3, 4)))
+    k = len(label_parent)
+    labels = LabelRows(label_parent, *(_i64(_scalar(st, lf, j, k)) for j in (1, 2, 3, 4))) if k else None
     return SampleColumns(slens, sloc, vlens, _i64(values), labels)
