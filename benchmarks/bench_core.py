@@ -167,6 +167,18 @@ def bench_query(path: Path, runs: int) -> dict:
             out[f"{name}_ms_median"] = round(statistics.median(times) * 1000, 1)
             out[f"{name}_ms_first"] = round(times[0] * 1000, 1)
             out[f"{name}_total"] = json.loads(body)["total"]
+        # Grafana's query: querier.v1 SelectMergeStacktraces (Connect, JSON) over the same selection
+        body = json.dumps({"profileTypeID": q[:-2], "labelSelector": "{}", "start": "0",
+                           "end": str(4 * 10**12)}).encode()
+        times = []
+        for _ in range(runs):
+            req = urllib.request.Request(base + "/querier.v1.QuerierService/SelectMergeStacktraces", data=body,
+                                         headers={"Content-Type": "application/json"})
+            t = time.perf_counter()
+            answer = json.loads(urllib.request.urlopen(req, timeout=120).read())
+            times.append(time.perf_counter() - t)
+        out["querier_select_merge_stacktraces_ms_median"] = round(statistics.median(times) * 1000, 1)
+        out["querier_total"] = int(answer["flamegraph"]["total"])
         rss = int([ln for ln in open(f"/proc/{proc.pid}/status") if ln.startswith("VmHWM")][0].split()[1]) * 1024
         out["server_peak_rss_mib"] = round(rss / 2**20)
         out["target"] = "< 300 ms each, RSS < 1 GiB"
