@@ -344,22 +344,23 @@ def _positions(ids: np.ndarray, refs: np.ndarray, err) -> np.ndarray:
     return order[pos_c] if len(refs) else np.zeros(0, np.int64)
 
 
-def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, axis=0, return_inverse=True)`` for an (n, k) int64 array; when the
-    columns' ranges multiply to under 2**62, through one int64 code per row (same order, much
-    faster than sorting rows as raw bytes)."""
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(keys, axis=0, return_index=True, return_inverse=True)`` for an (n, k) int64
+    array; when the columns' ranges multiply to under 2**62, through one int64 code per row (same
+    order, much faster than sorting rows as raw bytes)."""
     if not len(keys):
-        return np.zeros((0, keys.shape[1]), np.int64), np.zeros(0, np.int64)
+        z = np.zeros(0, np.int64)
+        return np.zeros((0, keys.shape[1]), np.int64), z, z
     lo = keys.min(axis=0)
     span = keys.max(axis=0) - lo + 1
     if float(np.prod(span.astype(np.float64))) >= 2.0**62:
-        uk, inv = np.unique(keys, axis=0, return_inverse=True)
-        return uk, inv.reshape(-1)
+        uk, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        return uk, first, inv.reshape(-1)
     code = np.zeros(len(keys), np.int64)
     for j in range(keys.shape[1]):
         code = code * int(span[j]) + (keys[:, j] - lo[j])
-    uniq, first, inv = np.unique(code, return_index=True, return_inverse=True)
-    return keys[first], inv.reshape(-1)
+    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    return keys[first], first, inv.reshape(-1)
 
 
 def _strs(strings: list[str], idx: np.ndarray, what: str) -> list[str]:
@@ -405,8 +406,8 @@ def _location_frames(t: Tables, strings: list[str]):
     line_keys = np.stack([line_fpos.astype(np.int64), line_no, lm], axis=1)
     addr_only = np.flatnonzero(nlines == 0)
     addr_keys = np.stack([loc_addr[addr_only].view(np.int64), map_pos[addr_only] + 1], axis=1)
-    uk_line, inv_line = _unique_rows(line_keys)
-    uk_addr, inv_addr = _unique_rows(addr_keys)
+    uk_line, _, inv_line = _unique_rows(line_keys)
+    uk_addr, _, inv_addr = _unique_rows(addr_keys)
     nlf = len(uk_line)
     mfile_of = [""] + map_file
     fp = uk_line[:, 0].tolist()
@@ -437,8 +438,7 @@ def _label_rows(rows: LabelRows | None, n: int, s) -> tuple[list[tuple[Label, ..
     if rows is None or not len(rows.sample):
         return label_sets, sample_labels
     quad = np.stack([rows.key, rows.str, rows.num, rows.unit], axis=1)
-    uq, inv = np.unique(quad, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
+    uq, _, inv = _unique_rows(quad)
     labels = []
     for key, sv, num, unit in uq.tolist():
         k = s(key, "label.key")
@@ -453,8 +453,7 @@ def _label_rows(rows: LabelRows | None, n: int, s) -> tuple[list[tuple[Label, ..
     width = int(counts.max())
     mat = np.full((len(owners), width), -1, np.int64)
     mat[np.repeat(np.arange(len(owners)), counts), np.arange(len(smp)) - np.repeat(first, counts)] = r
-    sets, set_first, set_inv = np.unique(mat, axis=0, return_index=True, return_inverse=True)
-    set_inv = set_inv.reshape(-1)
+    sets, set_first, set_inv = _unique_rows(mat)
     appearance = np.argsort(set_first, kind="stable")          # number the sets as they first appear
     number = np.empty(len(sets), np.int32)
     number[appearance] = np.arange(1, len(sets) + 1)
