@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 from profscope.analysis.stacks import profile_to_stackset
 from profscope.analysis.tree import build_tree
 from profscope.formats.folded import decode_folded
-from profscope.wire.flamebearer import flamegraph, flamegraph_diff, flamegraph_from_stackset
+from profscope.wire.flamebearer import flamegraph, flamegraph_diff, resolve_max_nodes
+
+
+def flamegraph_from_stackset(ss, max_nodes=None):
+    """A stack set's function-name flame graph, as the server builds one from a tree."""
+    return flamegraph(build_tree([ss], "functions"), resolve_max_nodes(max_nodes))
 
 
 def stackset(lines: dict[str, int]):

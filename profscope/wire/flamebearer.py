@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..analysis.tree import Tree, build_tree
+from ..analysis.tree import Tree
 from ..model import StackSet
 
 DEFAULT_MAX_NODES = 8192
@@ -60,10 +60,6 @@ def resolve_max_nodes(requested: int | None, default: int = DEFAULT_MAX_NODES) -
     if requested is None or requested == 0:
         return default
     return 0 if requested < 0 else int(requested)
-
-
-def flamegraph_from_stackset(ss: StackSet, max_nodes: int | None = None) -> FlameGraph:
-    return flamegraph(build_tree([ss], "functions"), resolve_max_nodes(max_nodes))
 
 
 def diff_from_stacksets(left: StackSet, right: StackSet, max_nodes: int | None = None) -> FlameGraphDiff:
