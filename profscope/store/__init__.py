@@ -15,7 +15,7 @@ import numpy as np
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
-from .db import Database
+from .db import Database, ids_table, load_sql, pairs_table, temp_tables
 from .ingest import Dictionaries, GroupWriter, IngestResult, prepare
 from .select import (
     INT64_MAX,
@@ -93,7 +93,6 @@ class Store:
 
     def profile_types(self, tenant: str = "anonymous", start_ns: int | None = None,
                       end_ns: int | None = None) -> list[str]:
-        from .db import load_sql
         rows = self.db.con.execute(load_sql("profile_types"), {
             "tenant": tenant, "start": INT64_MIN if start_ns is None else start_ns,
             "end": INT64_MAX if end_ns is None else end_ns}).fetchall()
@@ -116,15 +115,11 @@ class Store:
 
     def _series_with_data(self, sids: list[int], sel: Selection) -> set[int]:
         import pyarrow as pa
-        con = self.db.con
-        con.register("want_series", pa.table({"id": pa.array(sids, pa.int32())}))
-        try:
+        with temp_tables(self.db.con, want_series=ids_table(sids, pa.int32())) as con:
             rows = con.execute("SELECT DISTINCT series_id FROM profiles WHERE series_id IN "
                                "(SELECT id FROM want_series) AND time_nanos BETWEEN ? AND ?",
                                [INT64_MIN if sel.start_ns is None else sel.start_ns,
                                 INT64_MAX if sel.end_ns is None else sel.end_ns]).fetchall()
-        finally:
-            con.unregister("want_series")
         return {r[0] for r in rows}
 
     def label_names(self, tenant: str = "anonymous", matchers: list[Matcher] | None = None,
@@ -147,7 +142,6 @@ class Store:
         return sorted(vals)
 
     def _labelsets_in(self, tenant, matchers, profile_type, start_ns, end_ns) -> list[int]:
-        import pyarrow as pa
         types = {t for t in self.profile_types(tenant, start_ns, end_ns)
                  if profile_type is None or t == profile_type or profile_type in t.split(":")}
         ids: set[int] = set()
@@ -158,14 +152,10 @@ class Store:
             if m.pairs is not None:
                 ids.update(m.pairs[1].tolist())
                 continue
-            con = self.db.con
-            con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-            try:
+            with temp_tables(self.db.con, sel_profiles=ids_table(m.profile_ids)) as con:
                 ids.update(r[0] for r in con.execute(
                     "SELECT DISTINCT labelset_id FROM samples WHERE profile_id IN (SELECT id FROM sel_profiles)"
                 ).fetchall())
-            finally:
-                con.unregister("sel_profiles")
         ids.discard(0)
         return sorted(ids)
 
@@ -186,19 +176,13 @@ class Store:
     def list_profiles(self, sel: Selection, limit: int = 1000) -> list[dict]:
         """Metadata of the selection's profiles, newest first: ids, series labels, type, time,
         duration, sample count, pprof total, source, and the pprof comments."""
-        from .db import load_sql
         m = match_profiles(self.db, self.dicts, sel)
         if not len(m.profile_ids):
             return []
-        import pyarrow as pa
-        con = self.db.con
-        con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-        try:
+        with temp_tables(self.db.con, sel_profiles=ids_table(m.profile_ids)) as con:
             cur = con.execute(load_sql("profiles_list"), {"limit": limit})
             cols = [c[0] for c in cur.description]
             rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-        finally:
-            con.unregister("sel_profiles")
         for r in rows:
             r["labels"] = dict(self.dicts.series_info[r["series_id"]][2])
         return rows
@@ -210,33 +194,25 @@ class Store:
         if aggregation not in ("sum", "avg"):
             from ..errors import BadInput
             raise BadInput(f"aggregation {aggregation!r} is not one of: sum, avg")
-        import pyarrow as pa
         m = match_profiles(self.db, self.dicts, sel)
         if not len(m.profile_ids):
             return []
         step_ns = max(int(step_ns), 1)
-        con = self.db.con
         if m.call_site:
             rows = self._series_in_stacks(m, step_ns)
         elif m.pairs is None:
-            con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-            q = ("SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v, count(*) AS n "
-                 "FROM profiles "
-                 "WHERE id IN (SELECT id FROM sel_profiles) GROUP BY ALL ORDER BY t")
-            name = "sel_profiles"
+            with temp_tables(self.db.con, sel_profiles=ids_table(m.profile_ids)) as con:
+                rows = con.execute(
+                    "SELECT series_id, (time_nanos // $step) * $step AS t, SUM(total)::BIGINT AS v, count(*) AS n "
+                    "FROM profiles WHERE id IN (SELECT id FROM sel_profiles) GROUP BY ALL ORDER BY t",
+                    {"step": step_ns}).fetchall()
         else:
-            con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
-                                                "labelset_id": pa.array(m.pairs[1])}))
-            q = ("SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v, "
-                 "count(DISTINCT p.id) AS n "
-                 "FROM samples s JOIN sel_pairs x ON x.profile_id = s.profile_id AND x.labelset_id = s.labelset_id "
-                 "JOIN profiles p ON p.id = s.profile_id GROUP BY ALL ORDER BY t")
-            name = "sel_pairs"
-        if not m.call_site:
-            try:
-                rows = con.execute(q, {"step": step_ns}).fetchall()
-            finally:
-                con.unregister(name)
+            with temp_tables(self.db.con, sel_pairs=pairs_table(*m.pairs)) as con:
+                rows = con.execute(
+                    "SELECT p.series_id, (p.time_nanos // $step) * $step AS t, SUM(s.value)::BIGINT AS v, "
+                    "count(DISTINCT p.id) AS n FROM samples s "
+                    "JOIN sel_pairs x ON x.profile_id = s.profile_id AND x.labelset_id = s.labelset_id "
+                    "JOIN profiles p ON p.id = s.profile_id GROUP BY ALL ORDER BY t", {"step": step_ns}).fetchall()
         groups: dict[tuple, dict[int, list[int]]] = {}
         for sid, t, v, cnt in rows:
             labels = self.dicts.series_info[sid][2]
@@ -255,29 +231,18 @@ class Store:
         ``m.call_site``."""
         import pyarrow as pa
 
-        from .db import load_sql
         from .select import call_site_stacks, merged_rows
         stack = merged_rows(self.db, m)["stack_id"].astype(np.int64)
         keep = stack[call_site_stacks(self.dicts, stack, m.call_site)]
-        con = self.db.con
-        names = ["sel_profiles", "sel_stacks"]
-        con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-        con.register("sel_stacks", pa.table({"id": pa.array(np.unique(keep).astype(np.int32))}))
-        query = "series_in_stacks"
+        tables = {"sel_profiles": ids_table(m.profile_ids), "sel_stacks": ids_table(np.unique(keep), pa.int32())}
         if m.pairs is not None:
-            con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
-                                                "labelset_id": pa.array(m.pairs[1])}))
-            names.append("sel_pairs")
-            query = "series_in_stacks_labelsets"
-        try:
+            tables["sel_pairs"] = pairs_table(*m.pairs)
+        with temp_tables(self.db.con, **tables) as con:
+            query = "series_in_stacks" if m.pairs is None else "series_in_stacks_labelsets"
             return con.execute(load_sql(query), {"step": step_ns}).fetchall()
-        finally:
-            for n in names:
-                con.unregister(n)
 
     def time_bounds(self, tenant: str = "anonymous") -> tuple[int, int] | None:
         """(oldest, newest) profile time of a tenant in unix ns, or None without data."""
-        from .db import load_sql
         lo, hi = self.db.con.execute(load_sql("time_bounds"), {"tenant": tenant}).fetchall()[0]
         return None if lo is None else (int(lo), int(hi))
 

@@ -5,9 +5,12 @@ import functools
 import os
 import re
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from ..errors import StoreError
 
@@ -35,6 +38,29 @@ def migrations() -> list[tuple[int, str, str]]:
         if m:
             out.append((int(m.group(1)), p.name, p.read_text()))
     return out
+
+
+@contextmanager
+def temp_tables(con: duckdb.DuckDBPyConnection, **tables: pa.Table):
+    """Arrow ``tables`` visible to the queries run inside the block under their keyword names."""
+    for name, t in tables.items():
+        con.register(name, t)
+    try:
+        yield con
+    finally:
+        for name in tables:
+            con.unregister(name)
+
+
+def ids_table(ids, typ: pa.DataType = pa.int64()) -> pa.Table:
+    """One ``id`` column (the temp tables sel_profiles, want_series, ... of sql/queries)."""
+    return pa.table({"id": pa.array(np.asarray(ids), typ)})
+
+
+def pairs_table(profile_ids, labelset_ids) -> pa.Table:
+    """(profile_id, labelset_id) pairs: the temp table sel_pairs of sql/queries."""
+    return pa.table({"profile_id": pa.array(np.asarray(profile_ids), pa.int64()),
+                     "labelset_id": pa.array(np.asarray(labelset_ids), pa.int32())})
 
 
 class Database:

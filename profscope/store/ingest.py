@@ -21,7 +21,7 @@ from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
 from ..model import Label, Profile, csr_take
 from ..traceids import Link
-from .db import Database, load_sql
+from .db import Database, load_sql, temp_tables
 from .links import link_rows
 from .stackindex import StackIndex
 
@@ -368,9 +368,8 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
                           "system_name": pa.array(cols[1], pa.string()), "file": pa.array(cols[2], pa.string()),
                           "line": pa.array(cols[3], pa.int64()), "start_line": pa.array(cols[4], pa.int64()),
                           "address": pa.array(cols[5], pa.uint64()), "mapping_file": pa.array(cols[6], pa.string())})
-            con.register("new_frames", t)
-            con.execute(load_sql("frames_insert"))
-            con.unregister("new_frames")
+            with temp_tables(con, new_frames=t):
+                con.execute(load_sql("frames_insert"))
         stacks = [t for j in batch for t in j.stacks]
         if stacks:
             con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
@@ -394,9 +393,8 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
                      pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
                      pa.string(), pa.list_(pa.string())]
             t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types, strict=True)})
-            con.register("new_profiles", t)
-            con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
-            con.unregister("new_profiles")
+            with temp_tables(con, new_profiles=t):
+                con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
         samples = [t for j in batch for t in j.samples]
         if samples:
             con.from_arrow(pa.concat_tables(samples)).insert_into("samples")

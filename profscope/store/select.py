@@ -15,7 +15,7 @@ from ..analysis.stacks import unique_sorted
 from ..errors import BadInput
 from ..model import FrameTable, StackSet, ValueType, csr_take
 from ..query.selector import Matcher, Selection
-from .db import Database, load_sql
+from .db import Database, ids_table, load_sql, pairs_table, temp_tables
 from .ingest import Dictionaries
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -80,16 +80,12 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
         return Matched(np.zeros(0, np.int64), None, ptype, 0, 0, None)
     start = sel.start_ns if sel.start_ns is not None else INT64_MIN
     end = sel.end_ns if sel.end_ns is not None else INT64_MAX
-    sid_tbl = pa.table({"id": pa.array(list(series), pa.int32())})
     con = db.con
-    con.register("want_series", sid_tbl)
-    try:
+    with temp_tables(con, want_series=ids_table(list(series), pa.int32())):
         rows = con.execute(
             "SELECT id, series_id, duration_nanos, period, period_type, period_unit, source_id, total FROM profiles "
             "WHERE tenant = ? AND series_id IN (SELECT id FROM want_series) AND time_nanos BETWEEN ? AND ? "
             "ORDER BY id", [sel.tenant, start, end]).fetchnumpy()
-    finally:
-        con.unregister("want_series")
     if sel.profile_ids:
         rows = _only_profile_ids(rows, sel.profile_ids)
     pids = rows["id"].astype(np.int64)
@@ -101,11 +97,8 @@ def match_profiles(db: Database, d: Dictionaries, sel: Selection) -> Matched:
     if not len(pids) or (not needs_samples and not sel.tags):
         return Matched(pids, None, ptype, duration, period, ptyp, call_site=sel.call_site)
     # some matchers are decided by sample labels: find the (profile, label set) pairs that pass
-    con.register("sel_profiles", pa.table({"id": pa.array(pids)}))
-    try:
+    with temp_tables(con, sel_profiles=ids_table(pids)):
         pl = con.sql(load_sql("labelsets_of_profiles")).fetchnumpy()
-    finally:
-        con.unregister("sel_profiles")
     series_of = dict(zip(pids.tolist(), sids.tolist()))
     tag_ok = _tags_pass(db, unique_sorted(pl["labelset_id"]), sel.tags) if sel.tags else None
     keep_p, keep_l, base_p, base_l = [], [], [], []
@@ -151,11 +144,8 @@ def _tags_pass(db: Database, labelset_ids: np.ndarray, tags: tuple) -> dict[int,
     stored with a unit)."""
     from ..analysis.tagfilter import LabelView
     con = db.con
-    con.register("want_ids", pa.table({"id": pa.array(labelset_ids.astype(np.int32))}))
-    try:
+    with temp_tables(con, want_ids=ids_table(labelset_ids, pa.int32())):
         rows = con.execute(load_sql("labelsets_by_id")).fetchall()
-    finally:
-        con.unregister("want_ids")
     out = {0: all(t.passes(LabelView({}, {}), {}) for t in tags)}
     for ls, keys, vals, units in rows:
         view, unit_of = LabelView({}, {}), {}
@@ -174,12 +164,8 @@ def _pairs_total(db: Database, profile_ids: list[int], labelset_ids: list[int]) 
     if not profile_ids:
         return 0
     con = db.con
-    con.register("sel_pairs", pa.table({"profile_id": pa.array(profile_ids, pa.int64()),
-                                        "labelset_id": pa.array(labelset_ids, pa.int32())}))
-    try:
+    with temp_tables(con, sel_pairs=pairs_table(profile_ids, labelset_ids)):
         t = con.sql(load_sql("profile_totals_labelsets")).fetchnumpy()
-    finally:
-        con.unregister("sel_pairs")
     return int(t["total"].sum())
 
 
@@ -187,17 +173,10 @@ def merged_rows(db: Database, m: Matched) -> dict[str, np.ndarray]:
     """``stack_id, value`` merged over the matched profiles (one row per stack)."""
     con = db.con
     if m.pairs is None:
-        con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-        try:
+        with temp_tables(con, sel_profiles=ids_table(m.profile_ids)):
             return con.sql(load_sql("merge_by_stack")).fetchnumpy()
-        finally:
-            con.unregister("sel_profiles")
-    con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
-                                        "labelset_id": pa.array(m.pairs[1])}))
-    try:
+    with temp_tables(con, sel_pairs=pairs_table(*m.pairs)):
         return con.sql(load_sql("merge_by_stack_labelsets")).fetchnumpy()
-    finally:
-        con.unregister("sel_pairs")
 
 
 def stacks_and_frames(d: Dictionaries, stack_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, FrameTable]:
@@ -302,11 +281,8 @@ def profile_comments(db: Database, profile_ids: np.ndarray) -> list[str]:
     """The pprof comments of ``profile_ids``, without repeats, by profile id then file order."""
     from ..analysis.stacks import unique_comments
     con = db.con
-    con.register("sel_profiles", pa.table({"id": pa.array(profile_ids.astype(np.int64))}))
-    try:
+    with temp_tables(con, sel_profiles=ids_table(profile_ids)):
         rows = con.execute(load_sql("profile_comments")).fetchall()
-    finally:
-        con.unregister("sel_profiles")
     return unique_comments(c for _, cs in rows for c in cs)
 
 
@@ -330,22 +306,14 @@ class PerProfile:
         out = np.zeros((n_groups, len(self.profile_ids)), np.float64)
         if not len(stack_index) or self.db is None or self.match is None:
             return out
-        con = self.db.con
-        con.register("stack_groups", pa.table({"stack_id": pa.array(self.stack_ids[stack_index].astype(np.int32)),
-                                               "grp": pa.array(np.asarray(group, np.int32))}))
-        con.register("sel_profiles", pa.table({"id": pa.array(self.match.profile_ids)}))
-        names = ["stack_groups", "sel_profiles"]
-        try:
-            if self.match.pairs is None:
-                rows = con.sql(load_sql("profile_group_sums")).fetchnumpy()
-            else:
-                con.register("sel_pairs", pa.table({"profile_id": pa.array(self.match.pairs[0]),
-                                                    "labelset_id": pa.array(self.match.pairs[1])}))
-                names.append("sel_pairs")
-                rows = con.sql(load_sql("profile_group_sums_labelsets")).fetchnumpy()
-        finally:
-            for n in names:
-                con.unregister(n)
+        groups = pa.table({"stack_id": pa.array(self.stack_ids[stack_index].astype(np.int32)),
+                           "grp": pa.array(np.asarray(group, np.int32))})
+        tables = {"stack_groups": groups, "sel_profiles": ids_table(self.match.profile_ids)}
+        if self.match.pairs is not None:
+            tables["sel_pairs"] = pairs_table(*self.match.pairs)
+        with temp_tables(self.db.con, **tables) as con:
+            rows = con.sql(load_sql("profile_group_sums" if self.match.pairs is None
+                                    else "profile_group_sums_labelsets")).fetchnumpy()
         col = np.searchsorted(self.profile_ids, rows["profile_id"].astype(np.int64))
         np.add.at(out, (rows["grp"].astype(np.int64), col), rows["value"].astype(np.float64))
         return out
@@ -354,20 +322,13 @@ class PerProfile:
 def _profile_meta(db: Database, m: Matched) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, pprof totals, durations) of the matched profiles, by id."""
     con = db.con
-    con.register("sel_profiles", pa.table({"id": pa.array(m.profile_ids)}))
-    try:
+    with temp_tables(con, sel_profiles=ids_table(m.profile_ids)):
         meta = con.sql(load_sql("profiles_meta")).fetchnumpy()
-    finally:
-        con.unregister("sel_profiles")
     ids = meta["id"].astype(np.int64)
     totals = meta["total"].astype(np.int64)
     if m.pairs is not None:   # only the samples whose labels passed count
-        con.register("sel_pairs", pa.table({"profile_id": pa.array(m.pairs[0]),
-                                            "labelset_id": pa.array(m.pairs[1])}))
-        try:
+        with temp_tables(con, sel_pairs=pairs_table(*m.pairs)):
             t = con.sql(load_sql("profile_totals_labelsets")).fetchnumpy()
-        finally:
-            con.unregister("sel_pairs")
         totals = np.zeros(len(ids), np.int64)
         totals[np.searchsorted(ids, t["profile_id"].astype(np.int64))] = t["total"].astype(np.int64)
     return ids, totals, meta["duration_nanos"].astype(np.int64)
