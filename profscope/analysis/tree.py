@@ -232,8 +232,12 @@ def tree_from_nodes(node_parent: np.ndarray, node_frame: np.ndarray, node_depth:
 
     ``frame_key[f]`` maps a frame id to a name index at the wanted granularity; sibling nodes
     whose frames share a name are merged."""
-    vals = vals.reshape(len(leaf_nodes), -1)
-    k = vals.shape[1]
+    k = vals.shape[1] if vals.ndim == 2 else 1
+    vals = vals.reshape(len(leaf_nodes), k)
+    if not len(leaf_nodes):                     # nothing selected: the root alone
+        zero = np.zeros((1, k), np.int64)
+        return Tree(["total"] + list(knames), np.zeros(1, np.int32), np.array([-1], np.int32),
+                    np.zeros(1, np.int32), zero, zero.copy())
     # 1. touched nodes: the leaves and all their ancestors
     if touched is None:
         touched = ancestors_closure(node_parent, leaf_nodes)

@@ -240,10 +240,6 @@ def tree_of(db: Database, d: Dictionaries, m: Matched, granularity: str, max_nod
         return e, build_tree([e], granularity, max_nodes)
     stacks, per_stack, total = _merged_per_stack(db, d, m)
     total = total if m.total is None else m.total
-    if not len(stacks):          # profiles without samples, or a call site no stack starts with
-        e = empty_stackset(st)
-        e.total, e.n_profiles, e.duration_nanos = total, len(m.profile_ids), m.duration_nanos
-        return e, build_tree([e], granularity, max_nodes)
     snap = d.index.snapshot(with_nodes=True)
     leaves = snap.stack_leaf[stacks]
     touched = ancestors_closure(snap.node_parent, leaves)
