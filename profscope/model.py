@@ -40,9 +40,63 @@ class FrameTable:
     start_line: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     address: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     mapping_file: list[str] = field(default_factory=list)
+    # per-frame content keys (uint64) of :func:`profscope.hashing.frame_content_keys`, when the
+    # decoder computed them cheaply (pprof: from its string table); valid in this process and its
+    # forks only. Whatever changes the columns afterwards must set this back to None.
+    keys: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # the four string columns as (string table, int64 indices of shape (4, n)), when the decoder
+    # had them: a FrameTable then crosses processes as one string and four index arrays (see
+    # __getstate__), not as thousands of strings. Same rule as ``keys``.
+    strtab: tuple[list[str], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
-        return len(self.name)
+        return len(self.line)
+
+    def changed(self) -> None:
+        """Drop what was derived from the columns (call after changing them in place)."""
+        self.keys = self.strtab = None
+
+    # Pickling (decoding worker -> storing process): with a string table the four string columns
+    # travel as one string plus indices, and are rebuilt only when first read; the store reads
+    # them only for frames it has not seen before.
+    _STR_COLUMNS = ("name", "system_name", "file", "mapping_file")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.strtab is not None:
+            table, idx = self.strtab
+            joined = "\0".join(table)
+            if idx.shape == (4, len(self)) and joined.count("\0") == len(table) - 1:
+                for c in self._STR_COLUMNS:
+                    del state[c]
+                state["strtab"] = None
+                state["_packed"] = (joined, idx)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __getattr__(self, attr: str):
+        # only called for a missing attribute: a string column not yet rebuilt after unpickling
+        packed = self.__dict__.get("_packed")
+        if packed is None or attr not in self._STR_COLUMNS:
+            raise AttributeError(attr)
+        joined, idx = packed
+        table = joined.split("\0")
+        for c, ix in zip(self._STR_COLUMNS, idx.tolist(), strict=True):
+            self.__dict__[c] = list(map(table.__getitem__, ix))
+        self.strtab = (table, idx)
+        del self.__dict__["_packed"]
+        return self.__dict__[attr]
+
+    def content_keys(self) -> np.ndarray:
+        """The frames' content keys: equal keys mean equal frames (see :mod:`profscope.hashing`)."""
+        if self.keys is None or len(self.keys) != len(self):
+            from .hashing import frame_content_keys, str_hashes
+            self.keys = frame_content_keys(
+                str_hashes(self.name), str_hashes(self.system_name), str_hashes(self.file), self.line,
+                self.start_line, self.address, str_hashes(self.mapping_file))
+        return self.keys
 
     @classmethod
     def from_rows(cls, rows: list[tuple[str, str, str, int, int, int, str]]) -> FrameTable:
@@ -65,7 +119,8 @@ class FrameTable:
         ix = idx.tolist()
         return FrameTable([self.name[i] for i in ix], [self.system_name[i] for i in ix],
                           [self.file[i] for i in ix], self.line[idx], self.start_line[idx],
-                          self.address[idx], [self.mapping_file[i] for i in ix])
+                          self.address[idx], [self.mapping_file[i] for i in ix],
+                          None if self.keys is None else self.keys[idx])
 
 
 @dataclass

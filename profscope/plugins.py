@@ -379,6 +379,7 @@ def transform_profile(profile: Profile, labels: dict[str, str], pm: PluginManage
     from .model import Profile
     pm = _pm(pm)
     for impl in _impls(pm, "profscope_transform_profile"):
+        profile.frames.changed()           # a transform may change the frames in place
         before = dict(labels)
         try:
             result = impl.function(*[{"profile": profile, "labels": labels}[a] for a in impl.argnames])

@@ -14,20 +14,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import BadInput
+from ..hashing import mix64 as _mix
 from ..model import FrameTable, Label, Profile, StackSet, ValueType, csr_take
 
 GRANULARITIES = ("functions", "files", "lines", "addresses")
 
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer over uint64 (wrapping arithmetic); stable across versions, so
-    hashes built from it can be stored."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 # odd per-position multipliers for order-sensitive stack hashes (deterministic, no RNG)

@@ -19,6 +19,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import LimitExceeded, MalformedProfile, UnsupportedFormat
+from ..hashing import frame_content_keys, str_hashes
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import FrameTable, Label, Profile, ValueType
 from .compression import maybe_gunzip
@@ -363,24 +364,24 @@ def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return keys[first], first, inv.reshape(-1)
 
 
-def _strs(strings: list[str], idx: np.ndarray, what: str) -> list[str]:
-    if len(idx) and (idx.min() < 0 or idx.max() >= len(strings)):
-        bad = int(idx[(idx < 0) | (idx >= len(strings))][0])
+def _check_strs(nstr: int, idx: np.ndarray, what: str) -> None:
+    if len(idx) and (idx.min() < 0 or idx.max() >= nstr):
+        bad = int(idx[(idx < 0) | (idx >= nstr)][0])
         raise MalformedProfile(f"parsing profile: {what} string index {bad} out of range "
-                               f"(string_table has {len(strings)} entries)")
-    return [strings[i] for i in idx.tolist()]
+                               f"(string_table has {nstr} entries)")
 
 
 def _location_frames(t: Tables, strings: list[str]):
     """Locations -> distinct frames, vectorized over lines (one frame per line, leaf first; an
     address-only location is one frame). Returns (frames, location ids, frames per location,
     CSR offsets, frame index per location line)."""
+    nstr = len(strings)
     map_ids = _ids(t.map_ids, "mapping")
-    map_file = _strs(strings, t.map_file, "mapping.filename")
+    _check_strs(nstr, t.map_file, "mapping.filename")
     fn_ids = _ids(t.fn_ids, "function")
-    fn_name = _strs(strings, t.fn_name, "function.name")
-    fn_sys = _strs(strings, t.fn_sys, "function.system_name")
-    fn_file = _strs(strings, t.fn_file, "function.filename")
+    _check_strs(nstr, t.fn_name, "function.name")
+    _check_strs(nstr, t.fn_sys, "function.system_name")
+    _check_strs(nstr, t.fn_file, "function.filename")
     fn_start = t.fn_start
     loc_ids = _ids(t.loc_ids, "location")
     loc_map, loc_addr, nlines, line_fn, line_no = t.loc_map, t.loc_addr, t.nlines, t.line_fn, t.line_no
@@ -409,16 +410,24 @@ def _location_frames(t: Tables, strings: list[str]):
     uk_line, _, inv_line = _unique_rows(line_keys)
     uk_addr, _, inv_addr = _unique_rows(addr_keys)
     nlf = len(uk_line)
-    mfile_of = [""] + map_file
-    fp = uk_line[:, 0].tolist()
-    frames = FrameTable(
-        [fn_name[i] for i in fp] + [""] * len(uk_addr),
-        [fn_sys[i] for i in fp] + [""] * len(uk_addr),
-        [fn_file[i] for i in fp] + [""] * len(uk_addr),
-        np.concatenate([uk_line[:, 1], np.zeros(len(uk_addr), np.int64)]),
-        np.concatenate([fn_start[uk_line[:, 0]], np.zeros(len(uk_addr), np.int64)]),
-        np.concatenate([np.zeros(nlf, np.uint64), uk_addr[:, 0].view(np.uint64)]),
-        [mfile_of[i] for i in uk_line[:, 2].tolist()] + [mfile_of[i] for i in uk_addr[:, 1].tolist()])
+    # strings picked by index with numpy (an object array), straight from the string table to
+    # each frame; string_table[0] is "": an address-only frame's name, file of no mapping
+    table = np.empty(nstr, object)
+    table[:] = strings
+    fp = uk_line[:, 0]
+    pad = np.zeros(len(uk_addr), np.int64)
+    mfile = np.concatenate([np.zeros(1, np.int64), t.map_file])
+    name_i = np.concatenate([t.fn_name[fp], pad])
+    sys_i = np.concatenate([t.fn_sys[fp], pad])
+    file_i = np.concatenate([t.fn_file[fp], pad])
+    map_i = mfile[np.concatenate([uk_line[:, 2], uk_addr[:, 1]])]
+    line, start = np.concatenate([uk_line[:, 1], pad]), np.concatenate([fn_start[fp], pad])
+    addr = np.concatenate([np.zeros(nlf, np.uint64), uk_addr[:, 0].view(np.uint64)])
+    sh = str_hashes(strings)     # the content keys from one hash per string of the table
+    frames = FrameTable(table[name_i].tolist(), table[sys_i].tolist(), table[file_i].tolist(), line, start,
+                        addr, table[map_i].tolist(),
+                        frame_content_keys(sh[name_i], sh[sys_i], sh[file_i], line, start, addr, sh[map_i]),
+                        (strings, np.stack([name_i, sys_i, file_i, map_i])))
     # location CSR over frames: lines in order, an address-only location gets its one frame
     loc_lens = np.maximum(nlines, 1)
     loc_offs = np.zeros(nloc + 1, np.int64)

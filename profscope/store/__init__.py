@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,21 @@ class Store:
             raise
         self.writer.submit([job for job, _ in prepared])
         return [r for _, r in prepared]
+
+    def ingest_all(self, chunks: Iterable[list[tuple[Profile, dict[str, str]]]],
+                   tenant: str = "anonymous") -> list[IngestResult]:
+        """Store every chunk of profiles ``chunks`` yields in ONE transaction: all or none. The
+        chunks may still be arriving (decoded by worker processes, say) while earlier ones are
+        written; a chunk that fails validation, or an iterator that raises, stores nothing."""
+        results: list[IngestResult] = []
+
+        def batches():
+            for chunk in chunks:
+                prepared = [prepare(self.dicts, p, dict(labels or {}), tenant, self.limits) for p, labels in chunk]
+                results.extend(r for _, r in prepared)
+                yield [job for job, _ in prepared]
+        self.writer.write_all(batches())
+        return results
 
     # ------------------------------------------------------------------ read
     def warm_index(self) -> None:

@@ -10,19 +10,22 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
 
-from ..analysis.stacks import label_units, merge_rows, stack_hashes, unique_inverse, unique_sorted
+from ..analysis.stacks import label_units, stack_hashes, unique_inverse
+from ..hashing import mix64 as _mix
 from ..errors import BadInput, LimitExceeded, StoreError
 from ..limits import Limits
-from ..model import Label, Profile, csr_take
+from ..model import FrameTable, Label, Profile, csr_take
 from ..traceids import Link
 from .db import Database, load_sql, temp_tables
 from .links import link_rows
+from .keyindex import KeyIndex
 from .stackindex import StackIndex
 
 RESERVED_OK = {"__name__"}
@@ -35,8 +38,8 @@ def h64(text: str) -> int:
 @dataclass
 class Dictionaries:
     """hash -> dense id for each content-addressed table, plus decoded label sets and series."""
-    frames: dict[tuple, int] = field(default_factory=dict)
-    stacks: dict[int, int] = field(default_factory=dict)
+    frames: KeyIndex = field(default_factory=KeyIndex)     # content key (model.FrameTable) -> id
+    stacks: KeyIndex = field(default_factory=KeyIndex)     # hash over the frames' content keys -> id
     labelsets: dict[int, int] = field(default_factory=dict)
     labelset_labels: dict[int, dict[str, str]] = field(default_factory=dict)
     series: dict[int, int] = field(default_factory=dict)
@@ -68,8 +71,9 @@ class Dictionaries:
         con = db.con
         rows = con.execute("SELECT id, name, system_name, file, line, start_line, address, "
                            "mapping_file FROM frames ORDER BY id").fetchall()
-        for i, *key in rows:
-            self.frames[tuple(key)] = i
+        stored = FrameTable.from_rows([r[1:] for r in rows])
+        frame_ids = np.array([r[0] for r in rows], np.int64)
+        self.frames.load(stored.content_keys(), frame_ids)
         self.index.frames.add([tuple(r[1:]) for r in rows])
         st = con.sql("SELECT id, frames FROM stacks ORDER BY id").to_arrow_table()
         ids = st.column("id").to_numpy()
@@ -80,8 +84,10 @@ class Dictionaries:
             offs = lists.offsets.to_numpy().astype(np.int64)
             offs -= offs[0]
             flat = lists.flatten().to_numpy()
-            # the same hash ingest computes over a stack's global frame ids
-            self.stacks.update(zip(stack_hashes(offs, flat).tolist(), ids.tolist()))
+            # the hash ingest computes: over the content keys of the stack's frames
+            key_of = np.zeros(rows[-1][0] + 1 if rows else 1, np.uint64)
+            key_of[frame_ids] = stored.content_keys()
+            self.stacks.load(stack_hashes(offs, key_of[flat]), ids.astype(np.int64))
             self.index.add_stacks(offs, flat)
         self.labelset_labels[0] = {}
         for h, i, k, v in con.execute("SELECT hash, id, keys, vals FROM labelsets").fetchall():
@@ -162,56 +168,70 @@ def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: s
     time_nanos = profile.time_nanos or time.time_ns()
     source_id = f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
 
-    # merge samples per (stack, label set), all sample types at once
-    m_offs, m_flat, m_vals, inv = merge_rows(profile.stack_offsets, profile.stack_frames, profile.values,
-                                             extra_key=profile.sample_labels)
-    row_labels = np.zeros(len(m_offs) - 1, np.int64)
-    row_labels[inv] = profile.sample_labels
+    # one content hash per sample's stack, over its frames' content keys (so equal stacks hash
+    # equal in every profile); samples merge per (stack, label set), all sample types at once
+    ckeys = profile.frames.content_keys()
+    flat, offs = profile.stack_frames, profile.stack_offsets
+    s_hash = stack_hashes(offs, ckeys[flat])
+    key = s_hash
+    if profile.sample_labels.any():
+        key = s_hash ^ _mix(profile.sample_labels.astype(np.uint64) + np.uint64(0x51))
+    first, inv = unique_inverse(key)
+    m_vals = np.zeros((len(first), profile.values.shape[1]), np.int64)
+    np.add.at(m_vals, inv, profile.values)
     job = WriteJob()
     with d.lock:
-        return _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels)
+        return _stage(d, job, profile, labels, tenant, time_nanos, source_id, first, s_hash[first], m_vals,
+                      profile.sample_labels[first])
 
 
-def _stage(d, job, profile, labels, tenant, time_nanos, source_id, m_offs, m_flat, m_vals, row_labels):
-    """Assign ids and build rows; runs under the dictionaries' lock."""
+def _stage(d, job, profile, labels, tenant, time_nanos, source_id, rows, row_hash, m_vals, row_labels):
+    """Assign ids and build rows; runs under the dictionaries' lock. Merged row ``i`` is the stack
+    of sample ``rows[i]``, with hash ``row_hash[i]``, label set ``row_labels[i]``, values ``m_vals[i]``."""
     if True:
-        # frames the samples use -> global ids; the dictionary is keyed by the content tuple
+        # frames the samples use -> global ids; the dictionary is keyed by content key
         fr = profile.frames
-        used = unique_sorted(m_flat) if len(m_flat) else np.zeros(0, np.int64)
-        ul = used.tolist()
-        keys = list(zip(map(fr.name.__getitem__, ul), map(fr.system_name.__getitem__, ul),
-                        map(fr.file.__getitem__, ul), fr.line[used].tolist(), fr.start_line[used].tolist(),
-                        fr.address[used].tolist(), map(fr.mapping_file.__getitem__, ul)))
-        found = np.array(list(map(d.frames.get, keys, repeat(0, len(keys)))), np.int64)
+        flat, offs = profile.stack_frames, profile.stack_offsets
+        seen = np.zeros(len(fr), bool)
+        seen[flat] = True
+        used = np.flatnonzero(seen)
+        ckeys = fr.content_keys()
+        if len(used) != len(fr):      # usually equal: a profile lists only the frames it uses
+            ckeys = ckeys[used]
+        found = d.frames.lookup(ckeys)
         new_at = np.flatnonzero(found == 0)
         if len(new_at):
-            new_keys = [keys[j] for j in new_at.tolist()]
-            found[new_at] = new_ids = d.take_many("frames", len(new_keys))
-            d.frames.update(zip(new_keys, new_ids.tolist()))
-            d.index.frames.add(new_keys)      # ids were taken in this order: rows stay id - 1
-            job.frames.append((new_ids, new_keys))
+            nf = used[new_at].tolist()
+            new_rows = list(zip(map(fr.name.__getitem__, nf), map(fr.system_name.__getitem__, nf),
+                                map(fr.file.__getitem__, nf), fr.line[used[new_at]].tolist(),
+                                fr.start_line[used[new_at]].tolist(), fr.address[used[new_at]].tolist(),
+                                map(fr.mapping_file.__getitem__, nf)))
+            new_ckeys = ckeys[new_at]
+            # two rows of one profile may be the same frame: one id for each distinct key
+            _, keep, inv = np.unique(new_ckeys, return_index=True, return_inverse=True)
+            new_rows = [new_rows[i] for i in keep.tolist()]
+            new_ids = d.take_many("frames", len(new_rows))
+            d.frames.add(new_ckeys[keep], new_ids)
+            found[new_at] = new_ids[inv.reshape(-1)]
+            d.index.frames.add(new_rows)      # ids were taken in this order: rows stay id - 1
+            job.frames.append((new_ids, new_rows))
         gid = np.zeros(len(fr), np.int32)
         gid[used] = found
-        gflat = gid[m_flat] if len(m_flat) else np.zeros(0, np.int32)
 
         # stacks -> global ids
-        sh = stack_hashes(m_offs, gflat)
-        first, sinv = unique_inverse(sh)
-        uniq_h = sh[first]
-        sid_u = np.array(list(map(d.stacks.get, uniq_h.tolist(), repeat(0, len(uniq_h)))), np.int32)
-        new_rows = np.flatnonzero(sid_u == 0)
-        if len(new_rows):
-            sid_u[new_rows] = new_sids = d.take_many("stacks", len(new_rows))
-            d.stacks.update(zip(uniq_h[new_rows].tolist(), new_sids.tolist()))
-            rows = first[new_rows]
-            lens = np.diff(m_offs)[rows]
-            offs = np.zeros(len(rows) + 1, np.int32)
-            np.cumsum(lens, out=offs[1:])
-            _, vals = csr_take(m_offs, gflat, rows)
-            d.index.add_stacks(offs.astype(np.int64), vals)
+        ufirst, sinv = unique_inverse(row_hash)
+        uniq_h = row_hash[ufirst]
+        sid_u = d.stacks.lookup(uniq_h).astype(np.int32)
+        new_stacks = np.flatnonzero(sid_u == 0)
+        if len(new_stacks):
+            sid_u[new_stacks] = new_sids = d.take_many("stacks", len(new_stacks))
+            d.stacks.add(uniq_h[new_stacks], new_sids)
+            s_offs, s_flat = csr_take(offs, flat, rows[ufirst[new_stacks]])
+            vals = gid[s_flat]
+            d.index.add_stacks(s_offs, vals)
             job.stacks.append(pa.table({
-                "id": pa.array(sid_u[new_rows], pa.int32()),
-                "frames": pa.ListArray.from_arrays(pa.array(offs, pa.int32()), pa.array(vals, pa.int32())),
+                "id": pa.array(sid_u[new_stacks], pa.int32()),
+                "frames": pa.ListArray.from_arrays(pa.array(s_offs, pa.int32()), pa.array(vals, pa.int32())),
             }))
         row_stack = sid_u[sinv]
 
@@ -342,6 +362,23 @@ class GroupWriter:
             if j.error is not None:
                 raise j.error
 
+    def write_all(self, batches: Iterable[list[WriteJob]]) -> None:
+        """Write every batch ``batches`` yields (they may be prepared lazily, e.g. while files are
+        still being decoded) in ONE transaction: all or nothing. Other writers wait meanwhile."""
+        with self.db.write_lock:
+            con = self.db.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for batch in batches:
+                    _insert(con, batch)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                with self.d.lock:
+                    self.d.reset()
+                    self.d.load(self.db)
+                raise
+
     def _take_batch(self) -> list[WriteJob]:
         """Pending submissions, whole, up to ``ROWS_PER_TRANSACTION`` sample rows (at least one
         submission); the rest stay pending for their own submitters."""
@@ -360,48 +397,53 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
     con = db.con
     con.execute("BEGIN TRANSACTION")
     try:
-        frames = [f for j in batch for f in j.frames]
-        if frames:
-            ids = np.concatenate([f[0] for f in frames])
-            cols = list(zip(*chain.from_iterable(f[1] for f in frames)))
-            t = pa.table({"id": pa.array(ids, pa.int32()), "name": pa.array(cols[0], pa.string()),
-                          "system_name": pa.array(cols[1], pa.string()), "file": pa.array(cols[2], pa.string()),
-                          "line": pa.array(cols[3], pa.int64()), "start_line": pa.array(cols[4], pa.int64()),
-                          "address": pa.array(cols[5], pa.uint64()), "mapping_file": pa.array(cols[6], pa.string())})
-            with temp_tables(con, new_frames=t):
-                con.execute(load_sql("frames_insert"))
-        stacks = [t for j in batch for t in j.stacks]
-        if stacks:
-            con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
-        labelsets = [row for j in batch for row in j.labelsets]
-        if labelsets:  # one insert: span/trace labels make a new label set per request
-            cols = list(zip(*labelsets, strict=True))
-            strs = pa.list_(pa.string())
-            con.from_arrow(pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
-                                     "keys": pa.array(cols[2], strs), "vals": pa.array(cols[3], strs),
-                                     "units": pa.array(cols[4], strs)})).insert_into("labelsets")
-        for j in batch:
-            for row in j.series:
-                con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
-        profiles = [p for j in batch for p in j.profiles]
-        if profiles:
-            cols = list(zip(*profiles))
-            names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
-                     "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
-                     "source_format", "source_id", "comments"]
-            types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
-                     pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
-                     pa.string(), pa.list_(pa.string())]
-            t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types, strict=True)})
-            with temp_tables(con, new_profiles=t):
-                con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
-        samples = [t for j in batch for t in j.samples]
-        if samples:
-            con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
-        links = [t for j in batch for t in j.links if t is not None]
-        if links:
-            con.from_arrow(pa.concat_tables(links)).insert_into("sample_links")
+        _insert(con, batch)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _insert(con, batch: list[WriteJob]) -> None:
+    """Insert the rows of ``batch`` inside the caller's transaction."""
+    frames = [f for j in batch for f in j.frames]
+    if frames:
+        ids = np.concatenate([f[0] for f in frames])
+        cols = list(zip(*chain.from_iterable(f[1] for f in frames)))
+        t = pa.table({"id": pa.array(ids, pa.int32()), "name": pa.array(cols[0], pa.string()),
+                      "system_name": pa.array(cols[1], pa.string()), "file": pa.array(cols[2], pa.string()),
+                      "line": pa.array(cols[3], pa.int64()), "start_line": pa.array(cols[4], pa.int64()),
+                      "address": pa.array(cols[5], pa.uint64()), "mapping_file": pa.array(cols[6], pa.string())})
+        with temp_tables(con, new_frames=t):
+            con.execute(load_sql("frames_insert"))
+    stacks = [t for j in batch for t in j.stacks]
+    if stacks:
+        con.from_arrow(pa.concat_tables(stacks)).insert_into("stacks")
+    labelsets = [row for j in batch for row in j.labelsets]
+    if labelsets:  # one insert: span/trace labels make a new label set per request
+        cols = list(zip(*labelsets, strict=True))
+        strs = pa.list_(pa.string())
+        con.from_arrow(pa.table({"id": pa.array(cols[0], pa.int32()), "hash": pa.array(cols[1], pa.uint64()),
+                                 "keys": pa.array(cols[2], strs), "vals": pa.array(cols[3], strs),
+                                 "units": pa.array(cols[4], strs)})).insert_into("labelsets")
+    for j in batch:
+        for row in j.series:
+            con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
+    profiles = [p for j in batch for p in j.profiles]
+    if profiles:
+        cols = list(zip(*profiles))
+        names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
+                 "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
+                 "source_format", "source_id", "comments"]
+        types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
+                 pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
+                 pa.string(), pa.list_(pa.string())]
+        t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types, strict=True)})
+        with temp_tables(con, new_profiles=t):
+            con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
+    samples = [t for j in batch for t in j.samples]
+    if samples:
+        con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
+    links = [t for j in batch for t in j.links if t is not None]
+    if links:
+        con.from_arrow(pa.concat_tables(links)).insert_into("sample_links")

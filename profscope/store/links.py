@@ -39,10 +39,11 @@ def _link_columns(rows: list[tuple[int, Link]]) -> dict[str, pa.Array]:
 
 def link_rows(d: Dictionaries, samples: pa.Table, time_nanos: int, duration_nanos: int) -> pa.Table | None:
     """``sample_links`` rows for one profile's sample rows (None when no label set has a link)."""
-    if not samples.num_rows:
+    col = samples.column("labelset_id").to_numpy()
+    if not col.any():                 # no sample labels at all (the usual case)
         return None
     rows: list[tuple[int, Link]] = []
-    for ls in np.unique(samples.column("labelset_id").to_numpy()).tolist():
+    for ls in np.unique(col).tolist():
         link = labelset_link(d, ls) if ls else None
         if link is not None:
             rows.append((ls, link))
