@@ -23,21 +23,16 @@ def parse_label_options(items: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _chunks(items: list[tuple]) -> list[list[tuple]]:
-    """Files per transaction: up to 64, and under ROWS_PER_TRANSACTION sample rows (see
-    store/ingest.py) unless one file alone has more."""
-    from ..store.ingest import ROWS_PER_TRANSACTION
-    chunks: list[list[tuple]] = [[]]
-    rows = 0
+def _chunks(items, size: int = 64):
+    """Files per insert: up to ``size``."""
+    chunk: list[tuple] = []
     for item in items:
-        p = item[1]
-        n = p.n_samples * max(len(p.sample_types), 1)
-        if chunks[-1] and (len(chunks[-1]) == 64 or rows + n > ROWS_PER_TRANSACTION):
-            chunks.append([])
-            rows = 0
-        chunks[-1].append(item)
-        rows += n
-    return [c for c in chunks if c]
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def http(method: str, url: str, data: bytes | None = None, headers: dict | None = None) -> bytes:
@@ -68,8 +63,10 @@ def http(method: str, url: str, data: bytes | None = None, headers: dict | None 
 @click.option("--format", "fmt", default=None,
               help="pprof, folded, speedscope or a plugin's format (default: sniffed)")
 @click.option("--tenant", default="anonymous", show_default=True)
-def ingest(files, data_dir, server, service, labels, fmt, tenant):
-    """Store profile files (whole or not at all, file by file)."""
+@click.option("--jobs", type=click.IntRange(min=0), default=None,
+              help="processes decoding files while the store writes (default: one per core, up to 4; 0: none)")
+def ingest(files, data_dir, server, service, labels, fmt, tenant, jobs):
+    """Store profile files: every file or none of them (one transaction)."""
     lab = parse_label_options(labels)
     if service:
         lab["service_name"] = service
@@ -85,33 +82,36 @@ def ingest(files, data_dir, server, service, labels, fmt, tenant):
                                                       "Content-Type": "application/octet-stream"}))
             click.echo(f"{f}: stored {res['samples']} samples as {', '.join(res['profile_types'])}")
         return 0
-    from ..formats import decode
-    from ..plugins import transform_profile
-    from ..store import Store
-    store = Store(data_dir)
+    from ..formats.parallel import decode_files
+    decoded = decode_files(list(files), fmt, jobs=jobs)   # forks its workers before the store opens
+    stored: list[tuple[str, object]] = []      # (file, profile) in the order they are stored
+
+    def chunks():
+        # decoding (in worker processes) runs ahead while earlier chunks are written
+        for chunk in _chunks(_transformed(decoded, lab)):
+            stored.extend((f, p) for f, p, _ in chunk)
+            yield [(p, labels) for _, p, labels in chunk]
     try:
-        # decode every file first: the command stores all of them or none
-        items = []
-        for f in files:
-            try:
-                with open(f, "rb") as fh:
-                    p = decode(fh.read(), fmt, store.limits)
-                file_labels = dict(lab)
-                items.append((f, transform_profile(p, file_labels), file_labels))
-            except OSError as e:
-                raise BadInput(f"cannot read {f}: {e.strerror}") from None
-            except ProfscopeError as e:
-                e.message = f"{f}: {e.message}"
-                raise
-        for chunk in _chunks(items):
-            results = store.ingest_many([(p, labels) for _, p, labels in chunk], tenant)
-            for (f, p, _), res in zip(chunk, results, strict=True):
-                for w in p.warnings:
-                    click.echo(f"{f}: warning: {w}", err=True)
-                click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
+        from ..store import Store
+        store = Store(data_dir)
+        try:
+            results = store.ingest_all(chunks(), tenant)    # one transaction: every file or none
+        finally:
+            store.close()
     finally:
-        store.close()
+        decoded.close()
+    for (f, p), res in zip(stored, results, strict=True):
+        for w in p.warnings:
+            click.echo(f"{f}: warning: {w}", err=True)
+        click.echo(f"{f}: stored {res.samples} samples as {', '.join(res.profile_types)}")
     return 0
+
+
+def _transformed(decoded, lab: dict[str, str]):
+    from ..plugins import transform_profile
+    for f, p in decoded:
+        file_labels = dict(lab)
+        yield f, transform_profile(p, file_labels), file_labels
 
 
 @click.command()

@@ -1,0 +1,170 @@
+"""Bulk ingest: frame content keys, the key index, FrameTable pickling, worker-process decoding and
+`profscope ingest` storing every file in one transaction."""
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import random
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from conftest import pprof_files
+from hypothesis import strategies as st
+
+from profscope.formats import decode
+from profscope.formats.parallel import MIN_FILES, decode_files
+from profscope.model import FrameTable
+from profscope.store import Store
+from profscope.store.keyindex import KeyIndex
+
+
+def _rows(fr: FrameTable) -> list[tuple]:
+    return list(zip(fr.name, fr.system_name, fr.file, fr.line.tolist(), fr.start_line.tolist(),
+                    fr.address.tolist(), fr.mapping_file))
+
+
+def test_decoder_keys_equal_keys_computed_from_the_columns(data):
+    for f in pprof_files(data):
+        fr = decode(f.read_bytes()).frames
+        assert fr.keys is not None, f.name
+        from_decoder = fr.keys.copy()
+        fr.changed()
+        assert np.array_equal(fr.content_keys(), from_decoder), f.name
+        # equal keys exactly when the seven fields are equal
+        rows = _rows(fr)
+        by_key: dict[int, tuple] = {}
+        for k, r in zip(from_decoder.tolist(), rows):
+            assert by_key.setdefault(k, r) == r, f.name
+        assert len(by_key) == len(set(rows)), f.name
+
+
+def test_every_field_changes_the_key():
+    base = ("f", "sys", "a.go", 10, 3, 0, "/bin/x")
+    variants = [("g",) + base[1:], base[:1] + ("sys2",) + base[2:], base[:2] + ("b.go",) + base[3:],
+                base[:3] + (11,) + base[4:], base[:4] + (4,) + base[5:], base[:5] + (0x1000,) + base[6:],
+                base[:6] + ("/bin/y",),
+                # values that only differ by where they sit must not collide
+                ("", "f", "a.go", 10, 3, 0, "/bin/x"), ("f", "sys", "a.go", 3, 10, 0, "/bin/x")]
+    keys = FrameTable.from_rows([base] + variants).content_keys()
+    assert len(set(keys.tolist())) == len(variants) + 1
+
+
+def test_frame_table_pickles_its_strings_as_one_table_and_rebuilds_them(data):
+    p = decode((data / "pprof/gp_sample.cpu.pb.gz").read_bytes())
+    q = pickle.loads(pickle.dumps(p))
+    assert "name" not in q.frames.__dict__          # rebuilt only when read
+    assert len(q.frames) == len(p.frames)
+    assert _rows(q.frames) == _rows(p.frames)
+    assert np.array_equal(q.frames.keys, p.frames.keys)
+    # a frame table without a string table, or with NUL in a string, pickles plainly
+    fr = FrameTable.from_rows([("a\0b", "", "f.go", 1, 0, 0, ""), ("c", "", "f.go", 2, 0, 0, "")])
+    fr.strtab = (["", "a\0b", "c", "f.go"], np.array([[1, 2], [0, 0], [3, 3], [0, 0]]))
+    assert _rows(pickle.loads(pickle.dumps(fr))) == _rows(fr)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=400), max_size=12), st.integers(0, 2**31))
+def test_key_index_answers_like_a_dict(batches, seed):
+    rnd = random.Random(seed)
+    idx, ref = KeyIndex(), {}
+    import profscope.store.keyindex as ki
+    old, ki.MIN_RECENT = ki.MIN_RECENT, 16           # merge often
+    try:
+        for batch in batches:
+            keys = np.array(batch, np.uint64)
+            probe = np.concatenate([keys, np.array(rnd.sample(sorted(ref), min(len(ref), 20)), np.uint64)])
+            assert idx.lookup(probe).tolist() == [ref.get(k, 0) for k in probe.tolist()]
+            new = np.array(sorted({k for k in batch if k not in ref}), np.uint64)
+            ids = np.arange(len(ref) + 1, len(ref) + 1 + len(new), dtype=np.int64)
+            idx.add(new, ids)
+            ref.update(zip(new.tolist(), ids.tolist()))
+            assert len(idx) == len(ref)
+    finally:
+        ki.MIN_RECENT = old
+
+
+def test_reopened_store_finds_the_same_frames_and_stacks(tmp_path, data):
+    raw = (data / "pprof/gp_sample.cpu.pb.gz").read_bytes()
+    s = Store(str(tmp_path))
+    s.ingest(decode(raw), {"service_name": "a"})
+    counts = (len(s.dicts.frames), len(s.dicts.stacks))
+    s.close()
+    s = Store(str(tmp_path))
+    assert (len(s.dicts.frames), len(s.dicts.stacks)) == counts
+    s.ingest(decode(raw), {"service_name": "a"})
+    assert (len(s.dicts.frames), len(s.dicts.stacks)) == counts     # nothing new
+    s.close()
+    con = duckdb.connect(str(tmp_path / "profscope.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM frames").fetchone()[0] == counts[0]
+    assert con.execute("SELECT count(*) FROM stacks").fetchone()[0] == counts[1]
+    con.close()
+
+
+def _files(data, n: int) -> list[str]:
+    pool = sorted(str(p) for p in (data / "pprof").glob("parca_*.pb.gz"))[:6]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
+def test_decode_files_yields_every_file_in_order_with_or_without_workers(data):
+    files = _files(data, MIN_FILES + 20)
+    serial = [(f, p.n_samples, _rows(p.frames)) for f, p in decode_files(files, jobs=0)]
+    parallel = [(f, p.n_samples, _rows(p.frames)) for f, p in decode_files(files, jobs=2)]
+    assert serial == parallel and [f for f, *_ in serial] == files
+
+
+def test_decode_files_stops_at_the_first_bad_file(data, tmp_path):
+    files = _files(data, MIN_FILES + 20)
+    files[37] = str(data / "edge/bad_truncated_gzip.pb.gz")
+    seen = []
+    with pytest.raises(Exception) as e:
+        for f, _ in decode_files(files, jobs=2):
+            seen.append(f)
+    assert "bad_truncated_gzip.pb.gz" in str(e.value) and "unexpected EOF" in str(e.value)
+    assert seen == files[:37]
+
+
+def test_keys_from_a_worker_with_another_hash_salt_are_dropped(data):
+    """A spawned worker salts str hashes differently: its frame keys must not be used."""
+    files = _files(data, MIN_FILES)
+    if "spawn" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no spawn")
+    import profscope.formats.parallel as par
+    old = multiprocessing.get_context
+    par.multiprocessing.get_context = lambda method=None: old("spawn")
+    try:
+        got = list(decode_files(files, jobs=1))
+    finally:
+        par.multiprocessing.get_context = old
+    for _, p in got:
+        assert p.frames.keys is None or np.array_equal(p.frames.keys, FrameTable.from_rows(_rows(p.frames)).content_keys())
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "profscope.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_ingest_stores_every_file_or_none(tmp_path, data):
+    files = _files(data, MIN_FILES + 30)
+    bad = list(files)
+    bad[-5] = str(data / "edge/bad_truncated_gzip.pb.gz")
+    store = tmp_path / "s"
+    out = _cli("ingest", "--data-dir", str(store), "--service", "bulk", *bad)
+    assert out.returncode == 2 and "bad_truncated_gzip.pb.gz" in out.stderr and "Traceback" not in out.stderr
+    assert "stored" not in out.stdout
+    con = duckdb.connect(str(store / "profscope.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM profiles").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
+    con.close()
+
+    out = _cli("ingest", "--data-dir", str(store), "--service", "bulk", "--jobs", "2", *files)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(": stored ") == len(files)
+    expected = sum(int(np.abs(decode(open(f, "rb").read()).values).sum()) for f in files)
+    con = duckdb.connect(str(store / "profscope.duckdb"), read_only=True)
+    n_sources, total = con.execute("SELECT count(DISTINCT source_id), sum(total) FROM profiles").fetchone()
+    con.close()
+    assert n_sources == len(files) and total == expected > 0
