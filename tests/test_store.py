@@ -207,8 +207,8 @@ def test_store_written_with_hash_columns_migrates(tmp_path, data):
 
 
 def test_group_commit_splits_batches_but_loses_nothing(tmp_path, data, monkeypatch):
-    """Concurrent ingests share transactions of at most ROWS_PER_TRANSACTION sample rows; a
-    submitter whose jobs did not fit writes them itself, so every acknowledged ingest is stored."""
+    """Concurrent ingests share transactions of at most ROWS_PER_TRANSACTION sample rows; what did
+    not fit waits for the writer's next transaction, so every acknowledged ingest is stored."""
     import threading
 
     from profscope.store import ingest as store_ingest

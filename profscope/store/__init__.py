@@ -17,7 +17,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database, ids_table, load_sql, pairs_table, temp_tables
-from .ingest import Dictionaries, GroupWriter, IngestResult, prepare
+from .ingest import Dictionaries, GroupWriter, IngestResult, prepare, stage_input
 from .select import (
     INT64_MAX,
     INT64_MIN,
@@ -57,20 +57,13 @@ class Store:
     def ingest(self, profile: Profile, labels: dict[str, str] | None = None, tenant: str = "anonymous") -> IngestResult:
         """Store ``profile`` (every sample type) under series ``labels``; atomic. Concurrent calls
         share one transaction (group commit)."""
-        job, result = prepare(self.dicts, profile, dict(labels or {}), tenant, self.limits)
-        self.writer.submit([job])
-        return result
+        return self.ingest_many([(profile, labels or {})], tenant)[0]
 
     def ingest_many(self, items: list[tuple[Profile, dict[str, str]]], tenant: str = "anonymous") -> list[IngestResult]:
         """Store several profiles in one transaction: all are validated first, then all or none
         are written."""
-        try:
-            prepared = [prepare(self.dicts, p, dict(labels or {}), tenant, self.limits) for p, labels in items]
-        except BaseException:
-            self.writer.forget_unwritten()
-            raise
-        self.writer.submit([job for job, _ in prepared])
-        return [r for _, r in prepared]
+        staged = [stage_input(p, dict(labels or {}), tenant, self.limits) for p, labels in items]
+        return self.writer.ingest(staged)
 
     def ingest_all(self, chunks: Iterable[list[tuple[Profile, dict[str, str]]]],
                    tenant: str = "anonymous") -> list[IngestResult]:
@@ -272,6 +265,7 @@ class Store:
                 "time": time.time()}
 
     def close(self) -> None:
+        self.writer.close()
         self.db.close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -147,11 +148,30 @@ class IngestResult:
                 "samples": self.samples, "source_id": self.source_id}
 
 
-def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: str,
-            limits: Limits) -> tuple[WriteJob, IngestResult]:
-    """Validate ``profile``, give its new frames, stacks, label sets and series dense ids (entered
-    into the dictionaries at once, so later profiles share them) and build the rows to write.
-    Nothing is written here; :class:`GroupWriter` commits the job."""
+@dataclass
+class Staged:
+    """A validated profile with its samples merged per (stack, label set): everything ingest
+    computes without the dictionaries. Merged row ``i`` is the stack of sample ``rows[i]``, with
+    content hash ``row_hash[i]``, label set ``row_labels[i]`` and values ``m_vals[i]``."""
+    profile: Profile
+    labels: dict[str, str]
+    tenant: str
+    time_nanos: int
+    source_id: str
+    rows: np.ndarray
+    row_hash: np.ndarray
+    m_vals: np.ndarray
+    row_labels: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        """Sample rows it will write, at most."""
+        return int(self.m_vals.size)
+
+
+def stage_input(profile: Profile, labels: dict[str, str], tenant: str, limits: Limits) -> Staged:
+    """Validate ``profile`` and its series ``labels`` (every check that can refuse it runs here,
+    before any dictionary changes) and merge its samples."""
     labels = {k: str(v) for k, v in labels.items()}
     labels.setdefault("service_name", "unknown_service")
     check_labels(labels, limits)
@@ -179,15 +199,25 @@ def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: s
     first, inv = unique_inverse(key)
     m_vals = np.zeros((len(first), profile.values.shape[1]), np.int64)
     np.add.at(m_vals, inv, profile.values)
-    job = WriteJob()
+    return Staged(profile, labels, tenant, time_nanos, source_id, first, s_hash[first], m_vals,
+                  profile.sample_labels[first])
+
+
+def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: str,
+            limits: Limits) -> tuple[WriteJob, IngestResult]:
+    """Validate ``profile``, give its new frames, stacks, label sets and series dense ids (entered
+    into the dictionaries at once, so later profiles share them) and build the rows to write.
+    Nothing is written here."""
+    st = stage_input(profile, labels, tenant, limits)
     with d.lock:
-        return _stage(d, job, profile, labels, tenant, time_nanos, source_id, first, s_hash[first], m_vals,
-                      profile.sample_labels[first])
+        return _stage(d, st)
 
 
-def _stage(d, job, profile, labels, tenant, time_nanos, source_id, rows, row_hash, m_vals, row_labels):
-    """Assign ids and build rows; runs under the dictionaries' lock. Merged row ``i`` is the stack
-    of sample ``rows[i]``, with hash ``row_hash[i]``, label set ``row_labels[i]``, values ``m_vals[i]``."""
+def _stage(d: Dictionaries, st: Staged) -> tuple[WriteJob, IngestResult]:
+    """Assign ids and build rows; runs under the dictionaries' lock."""
+    profile, labels, tenant, time_nanos, source_id = st.profile, st.labels, st.tenant, st.time_nanos, st.source_id
+    rows, row_hash, m_vals, row_labels = st.rows, st.row_hash, st.m_vals, st.row_labels
+    job = WriteJob()
     if True:
         # frames the samples use -> global ids; the dictionary is keyed by content key
         fr = profile.frames
@@ -311,8 +341,6 @@ class WriteJob:
     profiles: list[tuple] = field(default_factory=list)
     samples: list[pa.Table] = field(default_factory=list)
     links: list[pa.Table | None] = field(default_factory=list)   # sample_links rows (links.py)
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
 
 
 # DuckDB writes the rows of a transaction that fills a whole row group (122,880 rows) straight into
@@ -322,45 +350,103 @@ class WriteJob:
 ROWS_PER_TRANSACTION = 100_000
 
 
+class _Submission:
+    """One ingest call: stored whole or not at all."""
+
+    def __init__(self, staged: list[Staged]) -> None:
+        self.staged = staged
+        self.results: list[IngestResult] = []
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class GroupWriter:
-    """Group commit: concurrent ingests queue their jobs; whoever gets the write lock first writes
-    every queued job in ONE transaction (one fsync), the others find theirs done. A failed
-    transaction fails every job in it and the dictionaries are reloaded from the database, so
-    nothing half-stored is ever referenced."""
+    """Group commit through one writer thread. Callers validate and merge their profiles
+    (:func:`stage_input`) in their own threads and queue them; the writer thread takes every
+    queued submission (up to ``ROWS_PER_TRANSACTION`` sample rows, never splitting one), gives
+    their frames, stacks, label sets and series ids, and writes them in ONE transaction (one
+    fsync). Only the writer thread changes the dictionaries, so ingesting threads never queue for
+    their lock. A failed transaction fails every submission in it and the dictionaries are
+    reloaded from the database, so nothing half-stored is ever referenced."""
 
     def __init__(self, db: Database, d: Dictionaries):
         self.db, self.d = db, d
-        self._pending: list[list[WriteJob]] = []    # one list per submit() call, never split
-        self._lock = threading.Lock()
+        self._queue: deque[_Submission] = deque()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
-    def forget_unwritten(self) -> None:
-        """Drop dictionary entries of jobs that will never be written (a batch that failed while
-        being prepared) by reloading the dictionaries from the database."""
-        with self.db.write_lock, self.d.lock:
-            self.d.reset()
-            self.d.load(self.db)
+    def ingest(self, staged: list[Staged]) -> list[IngestResult]:
+        """Store ``staged`` (all or none) and wait until it is committed."""
+        sub = _Submission(staged)
+        with self._cv:
+            if self._closed:
+                raise StoreError("the store is closed")
+            self._queue.append(sub)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="profscope-writer", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        sub.done.wait()
+        if sub.error is not None:
+            raise sub.error
+        return sub.results
 
-    def submit(self, jobs: list[WriteJob]) -> None:
-        with self._lock:
-            self._pending.append(list(jobs))
-        with self.db.write_lock:
-            while not all(j.done.is_set() for j in jobs):   # older submissions may fill a batch first
-                with self._lock:
-                    batch = self._take_batch()
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+            t = self._thread
+        if t is not None:
+            t.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                batch = self._take_batch()
+            self._commit(batch)
+
+    def _take_batch(self) -> list[_Submission]:
+        """Queued submissions, whole, up to ``ROWS_PER_TRANSACTION`` sample rows (at least one)."""
+        batch: list[_Submission] = []
+        rows = 0
+        while self._queue:
+            n = sum(st.n_rows for st in self._queue[0].staged)
+            if batch and rows + n > ROWS_PER_TRANSACTION:
+                break
+            batch.append(self._queue.popleft())
+            rows += n
+        return batch
+
+    def _commit(self, batch: list[_Submission]) -> None:
+        try:
+            with self.db.write_lock:
                 try:
-                    _write(self.db, batch)
+                    jobs = []
+                    with self.d.lock:
+                        for sub in batch:
+                            for st in sub.staged:
+                                job, res = _stage(self.d, st)
+                                jobs.append(job)
+                                sub.results.append(res)
+                    _write(self.db, jobs)
                 except BaseException as e:
-                    for j in batch:
-                        j.error = e
+                    for sub in batch:
+                        sub.error = e
                     with self.d.lock:
                         self.d.reset()
                         self.d.load(self.db)
-                finally:
-                    for j in batch:
-                        j.done.set()
-        for j in jobs:
-            if j.error is not None:
-                raise j.error
+        except BaseException as e:           # the reload failed too: the submitters still hear
+            for sub in batch:
+                sub.error = sub.error or e
+        finally:
+            for sub in batch:
+                sub.done.set()
 
     def write_all(self, batches: Iterable[list[WriteJob]]) -> None:
         """Write every batch ``batches`` yields (they may be prepared lazily, e.g. while files are
@@ -378,19 +464,6 @@ class GroupWriter:
                     self.d.reset()
                     self.d.load(self.db)
                 raise
-
-    def _take_batch(self) -> list[WriteJob]:
-        """Pending submissions, whole, up to ``ROWS_PER_TRANSACTION`` sample rows (at least one
-        submission); the rest stay pending for their own submitters."""
-        batch: list[WriteJob] = []
-        rows = 0
-        while self._pending:
-            group_rows = sum(t.num_rows for j in self._pending[0] for t in j.samples)
-            if batch and rows + group_rows > ROWS_PER_TRANSACTION:
-                break
-            batch.extend(self._pending.pop(0))
-            rows += group_rows
-        return batch
 
 
 def _write(db: Database, batch: list[WriteJob]) -> None:
