@@ -168,3 +168,69 @@ def test_cli_ingest_stores_every_file_or_none(tmp_path, data):
     n_sources, total = con.execute("SELECT count(DISTINCT source_id), sum(total) FROM profiles").fetchone()
     con.close()
     assert n_sources == len(files) and total == expected > 0
+
+
+# ------------------------------------------------------------------ the server's decoding workers
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(x) for x in out.split()}
+
+
+def test_decode_pool_decodes_like_the_caller_and_survives_a_dead_worker(data):
+    import os
+    import signal
+
+    from profscope.errors import MalformedProfile
+    from profscope.formats.parallel import DecodePool
+    from profscope.formats.pprof import decode_pprof
+    raw = (data / "pprof/gp_sample.cpu.pb.gz").read_bytes()
+    bad = (data / "edge/bad_truncated_gzip.pb.gz").read_bytes()
+    pool = DecodePool(2)
+    try:
+        assert pool.active and len(_children(os.getpid())) >= 2
+        here, there = decode_pprof(raw), pool.pprof(raw)
+        assert _rows(there.frames) == _rows(here.frames) and np.array_equal(there.values, here.values)
+        assert np.array_equal(there.frames.keys, here.frames.keys)
+        with pytest.raises(MalformedProfile) as inline:
+            decode_pprof(bad)
+        with pytest.raises(MalformedProfile) as pooled:
+            pool.pprof(bad)
+        assert pooled.value.message == inline.value.message
+        assert pool.builtin(b"main;work 3\nmain 1\n", None).n_samples == 2
+        for pid in _children(os.getpid()):
+            os.kill(pid, signal.SIGKILL)
+        assert pool.pprof(raw).n_samples == here.n_samples     # decoded here from now on
+        assert not pool.active
+    finally:
+        pool.close()
+
+
+def test_decoding_workers_die_with_a_killed_server(tmp_path):
+    import os
+    import signal
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "profscope.cli", "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path / "d"), "--no-otlp-grpc", "--decode-workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while len(_children(proc.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        out, err = proc.communicate(timeout=30)      # would hang while a worker held the pipes
+    deadline = time.time() + 10
+    while any(os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]
+              for w in workers if os.path.exists(f"/proc/{w}/stat")) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}/stat")
+             and open(f"/proc/{w}/stat").read().split()[2] != "Z"]
+    assert not alive

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..config import Config, load_config
 from ..errors import ProfscopeError, error_body
+from ..formats.parallel import DecodePool
 
 # "module:blueprint attribute", registered in this order
 BLUEPRINTS = [
@@ -37,13 +38,16 @@ class State:
     store: Any
     ingest_slots: threading.BoundedSemaphore
     extras: dict[str, Any] = field(default_factory=dict)
+    decoder: DecodePool = field(default_factory=lambda: DecodePool(0))   # `serve` gives it workers
 
     @property
     def limits(self):
         return self.config.limits
 
 
-def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
+def create_app(config: dict[str, Any] | Config | None = None, decoder: DecodePool | None = None) -> Flask:
+    """The Flask app over a store opened from ``config``. ``decoder``: worker processes for
+    decoding uploads (created by ``profscope serve`` before anything else starts)."""
     from ..store import Store
     cfg = config if isinstance(config, Config) else load_config(config)
     app = Flask("profscope")
@@ -51,7 +55,8 @@ def create_app(config: dict[str, Any] | Config | None = None) -> Flask:
     app.json.sort_keys = False
     store = Store(cfg["data_dir"], cfg.limits, memory_limit=cfg["duckdb_memory_limit"] or None,
                   threads=cfg["duckdb_threads"] or None)
-    app.extensions["profscope"] = State(cfg, store, threading.BoundedSemaphore(cfg["max_concurrent_ingest"]))
+    app.extensions["profscope"] = State(cfg, store, threading.BoundedSemaphore(cfg["max_concurrent_ingest"]),
+                                        decoder=decoder or DecodePool(0))
     for spec in BLUEPRINTS:
         mod, attr = spec.split(":")
         app.register_blueprint(getattr(importlib.import_module(mod), attr))

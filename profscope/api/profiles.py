@@ -22,10 +22,23 @@ def _body() -> bytes:
     return request.get_data(cache=False, parse_form_data=False)
 
 
+def _decode(st, data: bytes, fmt: str | None, rate: int | None, pm):
+    """A built-in format in the server's decoding workers; a plugin's format (given, or sniffed
+    when no built-in decoder takes the bytes) here, with the app's plugin manager."""
+    from ..formats import BUILTIN_DECODERS, decode
+    from ..errors import MalformedProfile, UnsupportedFormat
+    if st.decoder.active and (fmt is None or fmt in BUILTIN_DECODERS):
+        try:
+            return st.decoder.builtin(data, fmt, st.limits, rate)
+        except (UnsupportedFormat, MalformedProfile):
+            if fmt is not None:
+                raise
+    return decode(data, fmt, st.limits, sample_rate=rate, plugins=pm)
+
+
 @bp.post("/ingest")
 def ingest():
     """Upload one profile in any supported format; labels as parameters."""
-    from ..formats import decode
     from ..plugins import app_plugin_manager, transform_profile
     st = state()
     fmt = arg("format", default=None)
@@ -39,7 +52,7 @@ def ingest():
         raise Overloaded("too many ingest requests in flight; retry later")
     try:
         pm = app_plugin_manager()
-        profile = decode(data, fmt, st.limits, sample_rate=rate, plugins=pm)
+        profile = _decode(st, data, fmt, rate, pm)
         if arg("name", default=None):
             labels["__name__"] = arg("name")
         profile = transform_profile(profile, labels, pm)

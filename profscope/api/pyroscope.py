@@ -12,7 +12,6 @@ import time
 from flask import Blueprint, jsonify, request
 
 from ..errors import BadInput, LimitExceeded, Overloaded
-from ..formats.pprof import decode_pprof
 from ..model import Profile
 from ..query.selector import Matcher, Selection, parse_query
 from ..query.timeparse import parse_time
@@ -78,7 +77,7 @@ def push(req: push_pb2.PushRequest):
             labels = push_labels(series.labels)
             for k, sample in enumerate(series.samples):
                 try:
-                    profile = decode_pprof(sample.raw_profile, state().limits)
+                    profile = state().decoder.pprof(sample.raw_profile, state().limits)
                 except LimitExceeded:
                     raise
                 except BadInput as e:
@@ -97,7 +96,8 @@ def legacy_ingest():
     params = parse_params(request.args)
     slot = _slot()
     try:
-        item = decode_ingest(params, request.get_data(cache=False), request.content_type, state().limits)
+        item = decode_ingest(params, request.get_data(cache=False), request.content_type, state().limits,
+                             state().decoder.pprof)
         store_profiles([(item.profile, item.labels)], t)
     finally:
         slot.release()

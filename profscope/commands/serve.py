@@ -1,6 +1,8 @@
 """``profscope serve``: the HTTP API on waitress (threaded, production WSGI server)."""
 from __future__ import annotations
 
+import os
+
 import click
 
 
@@ -14,18 +16,25 @@ import click
 @click.option("--otlp-grpc/--no-otlp-grpc", "otlp_grpc", default=None,
               help="also accept OTLP profiles over gRPC (default on)")
 @click.option("--otlp-grpc-port", default=None, type=int, help="port of the OTLP gRPC listener (default 4317)")
+@click.option("--decode-workers", default=None, type=click.IntRange(min=-1),
+              help="processes decoding uploads (default: one per core, up to 4, on 2+ cores; 0: none)")
 @click.option("--self-profile", is_flag=True, default=False,
               help='profile this server with the pyroscope-io SDK into its own store (service_name="profscope")')
 def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None,
-          otlp_grpc: bool | None, otlp_grpc_port: int | None, self_profile: bool):
+          otlp_grpc: bool | None, otlp_grpc_port: int | None, decode_workers: int | None, self_profile: bool):
     """Run the profscope server (HTTP API, Pyroscope-compatible endpoints)."""
     import waitress
 
     from ..api import create_app
     from ..config import load_config
     cfg = load_config({"data_dir": data_dir, "host": host, "port": port, "threads": threads,
-                       "multitenancy": multitenancy, "otlp_grpc": otlp_grpc, "otlp_grpc_port": otlp_grpc_port})
-    app = create_app(cfg)
+                       "multitenancy": multitenancy, "otlp_grpc": otlp_grpc, "otlp_grpc_port": otlp_grpc_port,
+                       "decode_workers": decode_workers})
+    # decoding workers are forked first, before the store and the server start threads
+    from ..formats.parallel import DecodePool, default_jobs
+    n = cfg["decode_workers"]
+    decoder = DecodePool(default_jobs() if n < 0 and (os.cpu_count() or 1) >= 2 else max(n, 0))
+    app = create_app(cfg, decoder)
     from ..gcpolicy import for_service
     for_service()
     # the call-path index of the stored stacks is built in the background, not by the first query
@@ -55,4 +64,5 @@ def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy
         if self_profile:
             from ..capture.selfprofile import stop_self_profiling
             stop_self_profiling()
+        decoder.close()
     return 0

@@ -167,9 +167,10 @@ def series_labels(metric: str, app: str, params: IngestParams) -> dict[str, str]
 
 # ------------------------------------------------------------------------------------ bodies
 def decode_ingest(params: IngestParams, body: bytes, content_type: str | None,
-                  limits: Limits = DEFAULT_LIMITS) -> IngestItem:
+                  limits: Limits = DEFAULT_LIMITS, pprof_decoder=None) -> IngestItem:
     """Decode the body of an ``/ingest`` request into the profile to store and its labels.
-    Bodies that cannot be decoded raise errors with HTTP status 422 (rejected profile)."""
+    Bodies that cannot be decoded raise errors with HTTP status 422 (rejected profile).
+    ``pprof_decoder(bytes, limits)`` replaces ``decode_pprof`` (a server decodes in workers)."""
     ctype = (content_type or "").lower()
     fmt = params.format
     if fmt in REFUSED_FORMATS or "octet-stream+trie" in ctype or "octet-stream+tree" in ctype:
@@ -181,7 +182,7 @@ def decode_ingest(params: IngestParams, body: bytes, content_type: str | None,
         suffix_type(params.name)   # a bad name is a bad request (400), not a rejected profile
     try:
         if fmt == "pprof" or (not fmt and "multipart/form-data" in ctype):
-            return _pprof(params, body, content_type or "", limits)   # the boundary is case-sensitive
+            return _pprof(params, body, content_type or "", limits, pprof_decoder)   # the boundary is case-sensitive
         if fmt == "speedscope":
             return _speedscope(params, body, limits)
         if fmt in ("", *TEXT_FORMATS):
@@ -246,8 +247,9 @@ def _speedscope(params: IngestParams, body: bytes, limits: Limits) -> IngestItem
     return IngestItem(series_labels(metric, app, params), _timed(profile, params), list(profile.warnings))
 
 
-def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits) -> IngestItem:
+def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits, pprof_decoder=None) -> IngestItem:
     from ..formats.pprof import decode_pprof
+    decode_pprof = pprof_decoder or decode_pprof    # e.g. a server's worker processes
     config: dict = {}
     if "multipart/form-data" in ctype.lower():
         parts = multipart_fields(body, ctype)
