@@ -215,113 +215,130 @@ def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: s
 
 def _stage(d: Dictionaries, st: Staged) -> tuple[WriteJob, IngestResult]:
     """Assign ids and build rows; runs under the dictionaries' lock."""
-    profile, labels, tenant, time_nanos, source_id = st.profile, st.labels, st.tenant, st.time_nanos, st.source_id
-    rows, row_hash, m_vals, row_labels = st.rows, st.row_hash, st.m_vals, st.row_labels
     job = WriteJob()
-    if True:
-        # frames the samples use -> global ids; the dictionary is keyed by content key
-        fr = profile.frames
-        flat, offs = profile.stack_frames, profile.stack_offsets
-        seen = np.zeros(len(fr), bool)
-        seen[flat] = True
-        used = np.flatnonzero(seen)
-        ckeys = fr.content_keys()
-        if len(used) != len(fr):      # usually equal: a profile lists only the frames it uses
-            ckeys = ckeys[used]
-        found = d.frames.lookup(ckeys)
-        new_at = np.flatnonzero(found == 0)
-        if len(new_at):
-            nf = used[new_at].tolist()
-            new_rows = list(zip(map(fr.name.__getitem__, nf), map(fr.system_name.__getitem__, nf),
-                                map(fr.file.__getitem__, nf), fr.line[used[new_at]].tolist(),
-                                fr.start_line[used[new_at]].tolist(), fr.address[used[new_at]].tolist(),
-                                map(fr.mapping_file.__getitem__, nf)))
-            new_ckeys = ckeys[new_at]
-            # two rows of one profile may be the same frame: one id for each distinct key
-            _, keep, inv = np.unique(new_ckeys, return_index=True, return_inverse=True)
-            new_rows = [new_rows[i] for i in keep.tolist()]
-            new_ids = d.take_many("frames", len(new_rows))
-            d.frames.add(new_ckeys[keep], new_ids)
-            found[new_at] = new_ids[inv.reshape(-1)]
-            d.index.frames.add(new_rows)      # ids were taken in this order: rows stay id - 1
-            job.frames.append((new_ids, new_rows))
-        gid = np.zeros(len(fr), np.int32)
-        gid[used] = found
+    gid = _frame_ids(d, job, st.profile)
+    row_stack = _stack_ids(d, job, st, gid)
+    row_ls = _labelset_ids(d, job, st.profile)[st.row_labels]
+    ptypes = _profile_rows(d, job, st, row_stack, row_ls)
+    return job, IngestResult([r[0] for r in job.profiles], ptypes, st.profile.n_samples, st.source_id)
 
-        # stacks -> global ids
-        ufirst, sinv = unique_inverse(row_hash)
-        uniq_h = row_hash[ufirst]
-        sid_u = d.stacks.lookup(uniq_h).astype(np.int32)
-        new_stacks = np.flatnonzero(sid_u == 0)
-        if len(new_stacks):
-            sid_u[new_stacks] = new_sids = d.take_many("stacks", len(new_stacks))
-            d.stacks.add(uniq_h[new_stacks], new_sids)
-            s_offs, s_flat = csr_take(offs, flat, rows[ufirst[new_stacks]])
-            vals = gid[s_flat]
-            d.index.add_stacks(s_offs, vals)
-            job.stacks.append(pa.table({
-                "id": pa.array(sid_u[new_stacks], pa.int32()),
-                "frames": pa.ListArray.from_arrays(pa.array(s_offs, pa.int32()), pa.array(vals, pa.int32())),
-            }))
-        row_stack = sid_u[sinv]
 
-        # label sets
-        # numeric labels keep pprof's unit of their key (a unit is never '' for them, so a numeric
-        # label stays distinguishable from a string one: tag filters need both)
-        num_units = label_units(profile.label_sets)
-        ls_gid = np.zeros(len(profile.label_sets), np.int32)
-        for li, ls in enumerate(profile.label_sets):
-            if not ls:
-                continue
-            lkeys = [lb.key for lb in ls]
-            lvals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
-            units = [(lb.unit or num_units[lb.key]) if lb.is_num else "" for lb in ls]
-            h = h64(repr((lkeys, lvals, units)))
-            g = d.labelsets.get(h)
-            if g is None:
-                g = d.labelsets[h] = d.take("labelsets")
-                d.labelset_labels[g] = dict(zip(lkeys, lvals))
-                job.labelsets.append((g, h, lkeys, lvals, units))
-            ls_gid[li] = g
-        row_ls = ls_gid[row_labels]
+def _frame_ids(d: Dictionaries, job: WriteJob, profile: Profile) -> np.ndarray:
+    """Global id of each of the profile's frames the samples use (0 for the others); new frames
+    enter the dictionary and the job."""
+    fr = profile.frames
+    seen = np.zeros(len(fr), bool)
+    seen[profile.stack_frames] = True
+    used = np.flatnonzero(seen)
+    ckeys = fr.content_keys()
+    if len(used) != len(fr):      # usually equal: a profile lists only the frames it uses
+        ckeys = ckeys[used]
+    found = d.frames.lookup(ckeys)
+    new_at = np.flatnonzero(found == 0)
+    if len(new_at):
+        nf = used[new_at].tolist()
+        new_rows = list(zip(map(fr.name.__getitem__, nf), map(fr.system_name.__getitem__, nf),
+                            map(fr.file.__getitem__, nf), fr.line[used[new_at]].tolist(),
+                            fr.start_line[used[new_at]].tolist(), fr.address[used[new_at]].tolist(),
+                            map(fr.mapping_file.__getitem__, nf)))
+        new_ckeys = ckeys[new_at]
+        # two rows of one profile may be the same frame: one id for each distinct key
+        _, keep, inv = np.unique(new_ckeys, return_index=True, return_inverse=True)
+        new_rows = [new_rows[i] for i in keep.tolist()]
+        new_ids = d.take_many("frames", len(new_rows))
+        d.frames.add(new_ckeys[keep], new_ids)
+        found[new_at] = new_ids[inv.reshape(-1)]
+        d.index.frames.add(new_rows)      # ids were taken in this order: rows stay id - 1
+        job.frames.append((new_ids, new_rows))
+    gid = np.zeros(len(fr), np.int32)
+    gid[used] = found
+    return gid
 
-        # one series + profile per sample type
-        pt = profile.period_type
-        order = np.argsort(row_stack, kind="stable")
-        ptypes = []
-        for t, st in enumerate(profile.sample_types):
-            name = profile_name(st.type, labels)
-            ptype = f"{name}:{st.type}:{st.unit}:{pt.type if pt else ''}:{pt.unit if pt else ''}"
-            slabels = dict(labels)
-            slabels["__name__"] = name
-            skeys = sorted(slabels)
-            svals = [slabels[k] for k in skeys]
-            h = h64(repr((tenant, ptype, skeys, svals)))
-            sid = d.series.get(h)
-            if sid is None:
-                sid = d.series[h] = d.take("series")
-                d.series_info[sid] = (tenant, ptype, dict(zip(skeys, svals)))
-                job.series.append((sid, h, tenant, ptype, skeys, svals))
-            pid = d.take("profiles")
-            col = m_vals[order, t]
-            nz = col != 0
-            job.profiles.append((pid, sid, tenant, ptype, st.type, st.unit, pt.type if pt else "",
-                                 pt.unit if pt else "", int(profile.period), int(time_nanos),
-                                 int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
-                                 profile.source_format, source_id, list(profile.comments)))
-            # values are stored as raw * scale, scale = their greatest common divisor (the
-            # period, typically), so raw values are small and bit-pack tightly
-            scale = int(np.gcd.reduce(np.abs(col[nz]))) if nz.any() else 1
-            job.samples.append(pa.table({
-                "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
-                "stack_id": pa.array(row_stack[order][nz], pa.int32()),
-                "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
-                "raw": pa.array(col[nz] // scale, pa.int64()),
-                "scale": pa.array(np.full(int(nz.sum()), scale, np.int64)),
-            }))
-            job.links.append(link_rows(d, job.samples[-1], int(time_nanos), int(profile.duration_nanos)))
-            ptypes.append(ptype)
-    return job, IngestResult([r[0] for r in job.profiles], ptypes, profile.n_samples, source_id)
+
+def _stack_ids(d: Dictionaries, job: WriteJob, st: Staged, gid: np.ndarray) -> np.ndarray:
+    """Global stack id of each merged row; new stacks (as global frame ids) enter the dictionary,
+    the call-path index and the job."""
+    ufirst, sinv = unique_inverse(st.row_hash)
+    uniq_h = st.row_hash[ufirst]
+    sid_u = d.stacks.lookup(uniq_h).astype(np.int32)
+    new_stacks = np.flatnonzero(sid_u == 0)
+    if len(new_stacks):
+        sid_u[new_stacks] = new_sids = d.take_many("stacks", len(new_stacks))
+        d.stacks.add(uniq_h[new_stacks], new_sids)
+        p = st.profile
+        s_offs, s_flat = csr_take(p.stack_offsets, p.stack_frames, st.rows[ufirst[new_stacks]])
+        vals = gid[s_flat]
+        d.index.add_stacks(s_offs, vals)
+        job.stacks.append(pa.table({
+            "id": pa.array(sid_u[new_stacks], pa.int32()),
+            "frames": pa.ListArray.from_arrays(pa.array(s_offs, pa.int32()), pa.array(vals, pa.int32())),
+        }))
+    return sid_u[sinv]
+
+
+def _labelset_ids(d: Dictionaries, job: WriteJob, profile: Profile) -> np.ndarray:
+    """Global id of each of the profile's label sets (0: no labels). Numeric labels keep pprof's
+    unit of their key (a unit is never '' for them, so a numeric label stays distinguishable from
+    a string one: tag filters need both)."""
+    num_units = label_units(profile.label_sets)
+    ls_gid = np.zeros(len(profile.label_sets), np.int32)
+    for li, ls in enumerate(profile.label_sets):
+        if not ls:
+            continue
+        lkeys = [lb.key for lb in ls]
+        lvals = [str(lb.num) if lb.is_num else lb.str for lb in ls]
+        units = [(lb.unit or num_units[lb.key]) if lb.is_num else "" for lb in ls]
+        h = h64(repr((lkeys, lvals, units)))
+        g = d.labelsets.get(h)
+        if g is None:
+            g = d.labelsets[h] = d.take("labelsets")
+            d.labelset_labels[g] = dict(zip(lkeys, lvals))
+            job.labelsets.append((g, h, lkeys, lvals, units))
+        ls_gid[li] = g
+    return ls_gid
+
+
+def _profile_rows(d: Dictionaries, job: WriteJob, st: Staged, row_stack: np.ndarray,
+                  row_ls: np.ndarray) -> list[str]:
+    """One series (found or new), profile row and set of sample rows per sample type; returns
+    the profile types."""
+    profile, labels, m_vals = st.profile, st.labels, st.m_vals
+    pt = profile.period_type
+    order = np.argsort(row_stack, kind="stable")
+    ptypes = []
+    for t, vt in enumerate(profile.sample_types):
+        name = profile_name(vt.type, labels)
+        ptype = f"{name}:{vt.type}:{vt.unit}:{pt.type if pt else ''}:{pt.unit if pt else ''}"
+        slabels = dict(labels)
+        slabels["__name__"] = name
+        skeys = sorted(slabels)
+        svals = [slabels[k] for k in skeys]
+        h = h64(repr((st.tenant, ptype, skeys, svals)))
+        sid = d.series.get(h)
+        if sid is None:
+            sid = d.series[h] = d.take("series")
+            d.series_info[sid] = (st.tenant, ptype, dict(zip(skeys, svals)))
+            job.series.append((sid, h, st.tenant, ptype, skeys, svals))
+        pid = d.take("profiles")
+        col = m_vals[order, t]
+        nz = col != 0
+        job.profiles.append((pid, sid, st.tenant, ptype, vt.type, vt.unit, pt.type if pt else "",
+                             pt.unit if pt else "", int(profile.period), int(st.time_nanos),
+                             int(profile.duration_nanos), int(nz.sum()), int(np.abs(m_vals[:, t]).sum()),
+                             profile.source_format, st.source_id, list(profile.comments)))
+        # values are stored as raw * scale, scale = their greatest common divisor (the
+        # period, typically), so raw values are small and bit-pack tightly
+        scale = int(np.gcd.reduce(np.abs(col[nz]))) if nz.any() else 1
+        job.samples.append(pa.table({
+            "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
+            "stack_id": pa.array(row_stack[order][nz], pa.int32()),
+            "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
+            "raw": pa.array(col[nz] // scale, pa.int64()),
+            "scale": pa.array(np.full(int(nz.sum()), scale, np.int64)),
+        }))
+        job.links.append(link_rows(d, job.samples[-1], int(st.time_nanos), int(profile.duration_nanos)))
+        ptypes.append(ptype)
+    return ptypes
 
 
 def _check_sample_labels(ls: tuple[Label, ...], limits: Limits) -> None:
