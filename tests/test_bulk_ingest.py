@@ -99,8 +99,8 @@ def test_reopened_store_finds_the_same_frames_and_stacks(tmp_path, data):
     assert (len(s.dicts.frames), len(s.dicts.stacks)) == counts     # nothing new
     s.close()
     con = duckdb.connect(str(tmp_path / "profscope.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM frames").fetchone()[0] == counts[0]
-    assert con.execute("SELECT count(*) FROM stacks").fetchone()[0] == counts[1]
+    assert con.execute("SELECT count(*) FROM frames").fetchall()[0][0] == counts[0]
+    assert con.execute("SELECT count(*) FROM stacks").fetchall()[0][0] == counts[1]
     con.close()
 
 
@@ -156,7 +156,7 @@ def test_cli_ingest_stores_every_file_or_none(tmp_path, data):
     assert out.returncode == 2 and "bad_truncated_gzip.pb.gz" in out.stderr and "Traceback" not in out.stderr
     assert "stored" not in out.stdout
     con = duckdb.connect(str(store / "profscope.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM profiles").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM profiles").fetchall()[0][0] == 0
     assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
     con.close()
 
@@ -234,3 +234,59 @@ def test_decoding_workers_die_with_a_killed_server(tmp_path):
     alive = [w for w in workers if os.path.exists(f"/proc/{w}/stat")
              and open(f"/proc/{w}/stat").read().split()[2] != "Z"]
     assert not alive
+
+
+def test_ingest_all_that_fails_midway_stores_nothing_and_the_store_goes_on(tmp_path, data):
+    from profscope.analysis.stacks import profile_to_stackset
+    from profscope.errors import BadInput
+    from profscope.query.selector import Selection
+    profiles = [decode(open(f, "rb").read()) for f in _files(data, 6)]
+    s = Store(str(tmp_path))
+    before = (len(s.dicts.frames), len(s.dicts.stacks))
+
+    def chunks():
+        yield [(profiles[0], {"service_name": "a"}), (profiles[1], {"service_name": "a"})]
+        yield [(profiles[2], {"service_name": "a"})]
+        raise BadInput("file 4: broken")
+    with pytest.raises(BadInput):
+        s.ingest_all(chunks())
+    assert (len(s.dicts.frames), len(s.dicts.stacks)) == before
+    assert s.db.con.execute("SELECT count(*) FROM profiles").fetchall()[0][0] == 0
+    # the same store keeps working, with the ids of the rolled-back frames and stacks reused
+    s.ingest_all([[(p, {"service_name": "b"}) for p in profiles[:3]]])
+    s.ingest(profiles[3], {"service_name": "b"})
+    n_frames = s.db.con.execute("SELECT count(*), max(id) FROM frames").fetchall()[0]
+    n_stacks = s.db.con.execute("SELECT count(*), max(id) FROM stacks").fetchall()[0]
+    assert n_frames[0] == n_frames[1] == len(s.dicts.frames)
+    assert n_stacks[0] == n_stacks[1] == len(s.dicts.stacks)
+    want = sum(profile_to_stackset(p, "samples").total for p in profiles[:4]
+               if any(t.type == "samples" for t in p.sample_types))
+    assert want > 0 and s.select(Selection.from_query('samples{service_name="b"}')).total == want
+    s.close()
+
+
+def test_close_waits_for_queued_ingests_and_refuses_later_ones(tmp_path, data):
+    import threading
+
+    from profscope.errors import StoreError
+    p = decode((data / "pprof/gp_sample.cpu.pb.gz").read_bytes())
+    s = Store(str(tmp_path))
+    errors: list[BaseException] = []
+
+    def push(i: int) -> None:
+        try:
+            s.ingest(p, {"service_name": f"svc{i}"})
+        except BaseException as e:       # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s.close()
+    assert not errors
+    with pytest.raises(StoreError):
+        s.ingest(p, {"service_name": "late"})
+    s2 = Store(str(tmp_path))
+    assert s2.db.con.execute("SELECT count(DISTINCT source_id) FROM profiles").fetchone()[0] == 8
+    s2.close()
