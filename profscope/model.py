@@ -85,8 +85,7 @@ class FrameTable:
         table = joined.split("\0")
         for c, ix in zip(self._STR_COLUMNS, idx.tolist(), strict=True):
             self.__dict__[c] = list(map(table.__getitem__, ix))
-        self.strtab = (table, idx)
-        del self.__dict__["_packed"]
+        del self.__dict__["_packed"]     # the columns may be changed from now on: no strtab
         return self.__dict__[attr]
 
     def content_keys(self) -> np.ndarray:
