@@ -122,9 +122,10 @@ def _folded_pprof(data) -> bytes:
     return (data / "pprof/gp_sample.cpu.pb.gz").read_bytes()
 
 
-@pytest.fixture
-def srv(tmp_path):
-    with server(tmp_path) as s:
+@pytest.fixture(params=[0, 2], ids=["inline", "workers"])
+def srv(tmp_path, request):
+    """Every push test runs twice: decoded in the request thread, and in decoding workers."""
+    with server(tmp_path, decode_workers=request.param) as s:
         yield s
 
 

@@ -19,14 +19,19 @@ CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
 
 @contextlib.contextmanager
-def server(tmp_path, **config):
-    app = create_app({"data_dir": str(tmp_path / "store"), **config})
+def server(tmp_path, decode_workers: int = 0, **config):
+    """A live server on loopback over a fresh store; ``decode_workers`` > 0: uploads are decoded
+    (and pushes staged) in that many forked worker processes, as ``profscope serve`` does."""
+    from profscope.formats.parallel import DecodePool
+    decoder = DecodePool(decode_workers)
+    app = create_app({"data_dir": str(tmp_path / "store"), **config}, decoder)
     srv = LiveServer(app)
     try:
         yield srv
     finally:
         srv.close()
         app.extensions["profscope"].store.close()
+        decoder.close()
 
 
 def call_proto(srv, method: str, msg, response_cls, headers=None):

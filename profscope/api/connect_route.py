@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 from flask import Blueprint, Response, request
 from google.protobuf.message import Message
@@ -28,16 +29,29 @@ def _http_error(e: HTTPException) -> ProfscopeError:
     return ProfscopeError(e.description or e.name, kind="http_error", status=e.code or 500)
 
 
-def connect_method(bp: Blueprint, path: str, request_cls: type[Message]):
+class RawRequest(NamedTuple):
+    """A Connect request not parsed yet (for a view that parses it elsewhere)."""
+    body: bytes
+    content_type: str | None
+    content_encoding: str | None
+
+
+def connect_method(bp: Blueprint, path: str, request_cls: type[Message] | None):
     """Register ``view(message) -> Message | bytes`` as a Connect unary POST route at ``path``.
     A view may return raw protobuf bytes together with the response class as
-    ``(bytes, response_cls)`` to skip re-encoding (pprof responses)."""
+    ``(bytes, response_cls)`` to skip re-encoding (pprof responses). With ``request_cls=None``
+    the view gets a :class:`RawRequest` and parses it itself (in a worker process, say)."""
     def deco(view: Callable):
         @functools.wraps(view)
         def handler():
             try:
-                msg = connect.parse_request(request.get_data(cache=False), request.content_type, request_cls(),
-                                            request.headers.get("Content-Encoding"), state().limits)
+                if request_cls is None:
+                    msg = RawRequest(request.get_data(cache=False), request.content_type,
+                                     request.headers.get("Content-Encoding"))
+                else:
+                    msg = connect.parse_request(request.get_data(cache=False), request.content_type,
+                                                request_cls(), request.headers.get("Content-Encoding"),
+                                                state().limits)
                 out = view(msg)
                 if isinstance(out, tuple):
                     raw, cls = out

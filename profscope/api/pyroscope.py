@@ -11,21 +11,18 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from ..errors import BadInput, LimitExceeded, Overloaded
+from ..errors import BadInput, Overloaded
 from ..model import Profile
 from ..query.selector import Matcher, Selection, parse_query
 from ..query.timeparse import parse_time
 from ..wire import flamebearer as fb
 from ..wire.legacy_ingest import decode_ingest, parse_params
 from ..wire.proto.push.v1 import push_pb2
-from .connect_route import connect_method
+from ..wire.push import stage_push
+from .connect_route import RawRequest, connect_method
 from .params import arg, int_arg, state, tenant
 
 bp = Blueprint("pyroscope", __name__)
-
-RESERVED_KEEP = {"__name__"}
-REQUIRED_LABELS = ("__name__", "service_name")
-
 
 def _slot():
     """Bound the requests decoding at once (beyond ``max_concurrent_ingest``: 429)."""
@@ -36,17 +33,6 @@ def _slot():
     return st.ingest_slots
 
 
-def fix_time(profile: Profile, now_ns: int | None = None) -> Profile:
-    """Profiles without a time are stamped now; times written in microseconds by old
-    pyroscope-rs/py-spy versions (they land in 1970) are scaled to nanoseconds."""
-    t = profile.time_nanos
-    if t <= 0:
-        profile.time_nanos = now_ns or time.time_ns()
-    elif 10**14 <= t < 10**17:
-        profile.time_nanos = t * 1000
-    return profile
-
-
 def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) -> None:
     """All profiles of one request are checked first, then stored in one transaction (shared
     with concurrent requests: the store's group commit)."""
@@ -54,36 +40,18 @@ def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) 
         state().store.ingest_many(items, tenant_id)
 
 
-def push_labels(pairs) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for lp in pairs:
-        if lp.name.startswith("__") and lp.name not in RESERVED_KEEP:
-            continue   # reserved (__delta__, __session_id__, ...): Pyroscope-internal
-        labels[lp.name] = lp.value
-    missing = [n for n in REQUIRED_LABELS if not labels.get(n)]
-    if missing:
-        raise BadInput(f"series labels {sorted(labels)} lack the required label(s) {', '.join(missing)}")
-    return labels
-
-
-@connect_method(bp, "/push.v1.PusherService/Push", push_pb2.PushRequest)
-def push(req: push_pb2.PushRequest):
+@connect_method(bp, "/push.v1.PusherService/Push", None)
+def push(req: RawRequest):
+    """Parsed, decoded, checked and merged in a decoding worker (:func:`stage_push`); this
+    process only gives ids and writes."""
     t = tenant()
+    st = state()
     slot = _slot()
     try:
-        items = []
-        now = time.time_ns()
-        for si, series in enumerate(req.series):
-            labels = push_labels(series.labels)
-            for k, sample in enumerate(series.samples):
-                try:
-                    profile = state().decoder.pprof(sample.raw_profile, state().limits)
-                except LimitExceeded:
-                    raise
-                except BadInput as e:
-                    raise BadInput(f"series[{si}].samples[{k}].raw_profile: {e.message}") from None
-                items.append((fix_time(profile, now), labels))
-        store_profiles(items, t)
+        staged = st.decoder.stage(stage_push, req.body, req.content_type, req.content_encoding, st.limits, t,
+                                  time.time_ns())
+        if staged:
+            st.store.ingest_staged(staged)
     finally:
         slot.release()
     return push_pb2.PushResponse()

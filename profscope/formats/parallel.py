@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
 import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import BadInput, ProfscopeError
 from ..limits import DEFAULT_LIMITS, Limits
@@ -182,44 +183,121 @@ def _probe() -> int:
     return hash(_SALT_PROBE)
 
 
+class _Worker:
+    """One forked decoding process and our end of its pipe (one request at a time)."""
+
+    def __init__(self, ctx, parent: int) -> None:
+        mine, theirs = ctx.Pipe(duplex=True)
+        _PARENT_ENDS.add(mine)
+        self.proc = ctx.Process(target=_serve_requests, args=(theirs, parent), daemon=True,
+                                name="profscope-decoder")
+        self.proc.start()
+        theirs.close()
+        self.conn = mine
+
+    def close(self) -> None:
+        _PARENT_ENDS.discard(self.conn)
+        self.conn.close()
+
+    def call(self, fn, args: tuple):
+        self.conn.send_bytes(pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
+        ok, value = pickle.loads(self.conn.recv_bytes())
+        if not ok:
+            raise value
+        return value
+
+
+# the server's ends of the workers' pipes: a forked worker closes its copies, so that a worker
+# sees EOF (and exits) as soon as the server closes its end
+_PARENT_ENDS: set = set()
+
+
+def _serve_requests(conn, parent: int) -> None:
+    """A worker's loop: ``(fn, args)`` in, ``(True, result)`` or ``(False, error)`` out."""
+    _worker_init(parent)
+    for end in list(_PARENT_ENDS):
+        end.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the server decides when we stop
+    dumps, loads = pickle.dumps, pickle.loads
+    while True:
+        try:
+            msg = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        fn, args = loads(msg)
+        try:
+            out = dumps((True, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:                              # noqa: BLE001  (sent back, raised there)
+            try:
+                out = dumps((False, e), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:                               # noqa: BLE001  (an unpicklable error)
+                out = dumps((False, RuntimeError(f"{type(e).__name__}: {e}")))
+        conn.send_bytes(out)
+
+
 class DecodePool:
     """Decoding for a server, in worker processes: request threads hand over the bytes and wait,
     so the server's own process (one GIL) is left with HTTP, the store's dictionaries and DuckDB.
     Create it before the process starts threads or opens the store: the workers are forked at
     once. ``jobs=0`` decodes in the calling thread. If a worker dies, the pool is given up and
-    decoding continues in the calling threads."""
+    decoding continues in the calling threads.
+
+    Each worker has its own pipe and serves one request at a time; a request thread takes an idle
+    worker from a queue (a C-level wait, no helper thread), writes the pickled call, and blocks
+    on the answer. This costs the server's process about a third of what
+    :class:`concurrent.futures.ProcessPoolExecutor` does per call (its manager and feeder threads
+    take the GIL several times per task)."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self._ex: ProcessPoolExecutor | None = None
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
         self._keys_valid = True
+        self._active = jobs > 0
         if jobs > 0:
             from . import pprof  # noqa: F401  (loaded once here, inherited by the workers)
-            self._ex = _executor(jobs)
-            # the first task starts every worker now, before this process has other threads
-            self._keys_valid = self._ex.submit(_probe).result() == hash(_SALT_PROBE)
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self._workers = [_Worker(ctx, os.getpid()) for _ in range(jobs)]
+            self._keys_valid = all(w.call(_probe, ()) == hash(_SALT_PROBE) for w in self._workers)
+            for w in self._workers:
+                self._idle.put(w)
 
     @property
     def active(self) -> bool:
-        return self._ex is not None
+        return self._active
+
+    def _call(self, fn, args: tuple):
+        if not self._active:
+            return fn(*args)
+        w = self._idle.get()
+        if w is None:                                 # given up (or closed) meanwhile
+            self._idle.put(None)
+            return fn(*args)
+        try:
+            out = w.call(fn, args)
+        except (EOFError, OSError):                   # the worker died (the OS killed it, say)
+            self._give_up()
+            return fn(*args)
+        except BaseException:
+            self._idle.put(w)
+            raise
+        self._idle.put(w)
+        return out
 
     def _run(self, fn, *args) -> Profile:
-        ex = self._ex
-        if ex is None:
-            return fn(*args)
-        try:
-            fut = ex.submit(fn, *args)
-        except (BrokenProcessPool, RuntimeError):     # broken, or closed meanwhile
-            self._give_up()
-            return fn(*args)
-        try:
-            profile = fut.result()
-        except BrokenProcessPool:                     # a worker died (the OS killed it, say)
-            self._give_up()
-            return fn(*args)
+        profile = self._call(fn, args)
         if not self._keys_valid:
             profile.frames.keys = None
         return profile
+
+    def stage(self, fn, *args):
+        """``fn(*args)`` in a worker, for work that hashes frames and stacks (staging profiles
+        for the store, :func:`profscope.wire.push.stage_push`): in the calling thread when the
+        workers' string-hash salt is not this process's (spawned, not forked)."""
+        if not self._keys_valid:
+            return fn(*args)
+        return self._call(fn, args)
 
     def pprof(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
         """:func:`profscope.formats.pprof.decode_pprof` in a worker."""
@@ -233,14 +311,23 @@ class DecodePool:
         return self._run(_decode_bytes, data, fmt, limits, sample_rate)
 
     def _give_up(self) -> None:
-        ex, self._ex = self._ex, None
-        if ex is not None:
+        if self._active:
+            self._active = False
             import logging
             logging.getLogger("profscope").error("a decoding worker process died; decoding in the "
                                                  "server process from now on")
-            ex.shutdown(wait=False, cancel_futures=True)
+        self._stop()
+
+    def _stop(self) -> None:
+        self._active = False
+        self._idle.put(None)                          # wakes any thread waiting for a worker
+        for w in self._workers:
+            w.close()                                 # a worker at its recv sees EOF and exits
+        for w in self._workers:
+            w.proc.join(timeout=5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(timeout=5)
 
     def close(self) -> None:
-        ex, self._ex = self._ex, None
-        if ex is not None:
-            ex.shutdown(wait=True, cancel_futures=True)
+        self._stop()
