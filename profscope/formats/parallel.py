@@ -12,9 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import queue
 import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -212,6 +212,35 @@ class _Worker:
 _PARENT_ENDS: set = set()
 
 
+class _FifoHandoff:
+    """Idle workers handed to waiting request threads in arrival order (a plain queue lets any
+    waiter win, and under load some requests waited far longer than others)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list = []
+        self._waiters: deque[list] = deque()
+
+    def get(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            waiter = [threading.Lock(), None]
+            waiter[0].acquire()
+            self._waiters.append(waiter)
+        waiter[0].acquire()                   # released by put(), which filled waiter[1]
+        return waiter[1]
+
+    def put(self, item) -> None:
+        with self._lock:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter[1] = item
+                waiter[0].release()
+            else:
+                self._idle.append(item)
+
+
 def _serve_requests(conn, parent: int) -> None:
     """A worker's loop: ``(fn, args)`` in, ``(True, result)`` or ``(False, error)`` out."""
     _worker_init(parent)
@@ -243,14 +272,14 @@ class DecodePool:
     decoding continues in the calling threads.
 
     Each worker has its own pipe and serves one request at a time; a request thread takes an idle
-    worker from a queue (a C-level wait, no helper thread), writes the pickled call, and blocks
-    on the answer. This costs the server's process about a third of what
+    worker (first come, first served; no helper thread), writes the pickled call, and blocks on
+    the answer. This costs the server's process about a third of what
     :class:`concurrent.futures.ProcessPoolExecutor` does per call (its manager and feeder threads
     take the GIL several times per task)."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._idle = _FifoHandoff()
         self._workers: list[_Worker] = []
         self._keys_valid = True
         self._active = jobs > 0
