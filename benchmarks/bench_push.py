@@ -121,7 +121,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 # ------------------------------------------------------------------ 1. push
-def bench_push(clients: int, duration: float, threads: int, variants: int) -> dict:
+def bench_push(clients: int, duration: float, threads: int, variants: int, decode_workers: int | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench_push_"))
     now = time.time_ns()
     payloads = []
@@ -129,7 +129,8 @@ def bench_push(clients: int, duration: float, threads: int, variants: int) -> di
         body = push_request(f"svc-{i % 25}", sdk_like_pprof(i, now))
         payloads.append(http_post("/push.v1.PusherService/Push", body, "application/proto",
                                   "Content-Encoding: gzip\r\n"))
-    proc, port = start_server(tmp, threads)
+    extra = ("--decode-workers", str(decode_workers)) if decode_workers is not None else ()
+    proc, port = start_server(tmp, threads, extra)
     lat: list[list[float]] = [[] for _ in range(clients)]
     bad: list[int] = [0] * clients
     stop = threading.Event()
@@ -189,6 +190,7 @@ def bench_push(clients: int, duration: float, threads: int, variants: int) -> di
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)
     return {"clients": clients, "duration_s": round(elapsed, 1), "server_threads": threads,
+            "decode_workers": "default" if decode_workers is None else decode_workers,
             "payload_bytes": round(statistics.mean(len(p) for p in payloads)),
             "acknowledged": ok, "refused": sum(bad), "stored": stored, "lost": ok - stored,
             "req_per_s": round(ok / elapsed, 1), "p50_ms": round(pct(all_lat, 50) * 1e3, 1),
@@ -233,11 +235,12 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--server-threads", type=int, default=48)
     ap.add_argument("--variants", type=int, default=100, help="distinct payloads cycled by the clients")
+    ap.add_argument("--decode-workers", type=int, default=None, help="the server's --decode-workers (default: its own)")
     ap.add_argument("--otlp-runs", type=int, default=50)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     load_before = open("/proc/loadavg").read().split()[:3]
-    push = bench_push(args.clients, args.duration, args.server_threads, args.variants)
+    push = bench_push(args.clients, args.duration, args.server_threads, args.variants, args.decode_workers)
     print("push:", json.dumps(push))
     otlp = bench_otlp(args.otlp_runs)
     print("otlp:", json.dumps(otlp))
@@ -254,7 +257,8 @@ def main() -> None:
         with open(HERE / "RESULTS.md", "a") as fh:
             fh.write(f"\n## Pyroscope push / OTLP\n\n{time.strftime('%Y-%m-%d')}, {machine()}; "
                      f"`python3 benchmarks/bench_push.py --clients {args.clients} --duration {args.duration:g} "
-                     f"--server-threads {args.server_threads}`; load average before {' '.join(load_before)}, "
+                     f"--server-threads {args.server_threads}"
+                     f"{f' --decode-workers {args.decode_workers}' if args.decode_workers is not None else ''}`; load average before {' '.join(load_before)}, "
                      f"after {' '.join(load_after)}\n\n")
             fh.write("| push | value |\n|---|---|\n")
             for k, v in push.items():

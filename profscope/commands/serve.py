@@ -17,7 +17,7 @@ import click
               help="also accept OTLP profiles over gRPC (default on)")
 @click.option("--otlp-grpc-port", default=None, type=int, help="port of the OTLP gRPC listener (default 4317)")
 @click.option("--decode-workers", default=None, type=click.IntRange(min=-1),
-              help="processes decoding uploads (default: one per core, up to 4, on 2+ cores; 0: none)")
+              help="processes decoding uploads (default: cores + 1, up to 4, on 2+ cores; 0: none)")
 @click.option("--self-profile", is_flag=True, default=False,
               help='profile this server with the pyroscope-io SDK into its own store (service_name="profscope")')
 def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None,
@@ -31,9 +31,9 @@ def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy
                        "multitenancy": multitenancy, "otlp_grpc": otlp_grpc, "otlp_grpc_port": otlp_grpc_port,
                        "decode_workers": decode_workers})
     # decoding workers are forked first, before the store and the server start threads
-    from ..formats.parallel import DecodePool, default_jobs
+    from ..formats.parallel import DecodePool, server_jobs
     n = cfg["decode_workers"]
-    decoder = DecodePool(default_jobs() if n < 0 and (os.cpu_count() or 1) >= 2 else max(n, 0))
+    decoder = DecodePool(server_jobs() if n < 0 and (os.cpu_count() or 1) >= 2 else max(n, 0))
     app = create_app(cfg, decoder)
     from ..gcpolicy import for_service
     for_service()

@@ -77,6 +77,14 @@ def _decode_task(paths: list[str], fmt: str | None, limits: Limits) -> tuple[int
     return hash(_SALT_PROBE), out
 
 
+def server_jobs() -> int:
+    """Decoding processes of a server: one more than the cores, up to 4. A worker stays taken
+    while the request thread that holds it waits for the server's GIL to read the answer, so on
+    2 cores 3 workers pushed 601-632 req/s (p99 143-150 ms) against 594-600 (p99 168-170) for 2
+    (``benchmarks/bench_push.py --decode-workers``)."""
+    return max(1, min((os.cpu_count() or 1) + 1, 4))
+
+
 def default_jobs() -> int:
     """Decoding processes: one per core, up to 4 (storing a decoded profile costs the caller
     about half of what decoding it costs a worker, so the caller shares a core with them)."""
