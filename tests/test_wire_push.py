@@ -300,3 +300,43 @@ def test_render_diff(srv):
     fbd = doc["flamebearer"]
     assert fbd["names"] == ["total", "f", "d", "a", "e", "c", "b"]
     assert fbd["levels"][0] == [0, 10 * period, 0, 0, 8 * period, 0, 0]
+
+
+def test_pushed_profile_uuid_selects_the_profile(srv, data):
+    """A sample's ID (a UUID, as Alloy and the SDKs send) is kept: Pyroscope's
+    profile_id_selector finds that profile by it, in any case and with or without dashes."""
+    raw = _folded_pprof(data)
+    url = srv.url + "/push.v1.PusherService/Push"
+    h = {"Content-Type": "application/proto"}
+    labels = {"__name__": "process_cpu", "service_name": "uuids"}
+    ids = ["7C9E6679-7425-40DE-944B-E07FC1F90AE7", "0f8fad5bd9cb469fa16570867728950e", "not-a-uuid"]
+    for pid in ids:
+        req = push_pb2.PushRequest()
+        s = req.series.add()
+        for k, v in labels.items():
+            s.labels.add(name=k, value=v)
+        s.samples.add(raw_profile=raw, ID=pid)
+        assert requests.post(url, data=req.SerializeToString(), headers=h, timeout=30).status_code == 200
+    from profscope.analysis.stacks import profile_to_stackset
+    from profscope.formats import decode
+    one = profile_to_stackset(decode(raw), "cpu").total
+
+    def total(selector) -> int:
+        status, resp = call_proto(srv, "SelectMergeStacktraces",
+                                  q.SelectMergeStacktracesRequest(profile_typeID=CPU, label_selector='{service_name="uuids"}',
+                                                                  profile_id_selector=selector, start=0,
+                                                                  end=int(time.time() * 1000) + 60_000),
+                                  q.SelectMergeStacktracesResponse)
+        assert status == 200, resp
+        return resp.flamegraph.total
+
+    assert total([]) == 3 * one
+    assert total(["7c9e6679-7425-40de-944b-e07fc1f90ae7"]) == one
+    assert total(["7c9e6679742540de944be07fc1f90ae7"]) == one
+    assert total(["0F8FAD5B-D9CB-469F-A165-70867728950E", "7c9e6679-7425-40de-944b-e07fc1f90ae7"]) == 2 * one
+    assert total(["11111111-2222-3333-4444-555555555555"]) == 0     # never pushed
+    status, err = call_proto(srv, "SelectMergeStacktraces",
+                             q.SelectMergeStacktracesRequest(profile_typeID=CPU, label_selector='{service_name="uuids"}',
+                                                             profile_id_selector=["not-a-uuid"]),
+                             q.SelectMergeStacktracesResponse)
+    assert status == 400 and "UUID" in err["message"]

@@ -208,7 +208,7 @@ def test_profile_id_selector(srv):
     assert total([str(id_a)]) == one
     assert total([b["source_id"]]) == one
     assert total([str(id_a), b["source_id"]]) == 2 * one
-    assert total(["7c9e6679-7425-40de-944b-e07fc1f90ae7"]) == 0      # a Pyroscope UUID: not stored here
+    assert total(["7c9e6679-7425-40de-944b-e07fc1f90ae7"]) == 0      # a UUID no push sent
     # the other sample type's id of the same upload is not a cpu profile: nothing
     other_id = next(i for i, pt in zip(a["profile_ids"], a["profile_types"]) if pt != ptype)
     assert total([str(other_id)]) == 0

@@ -20,6 +20,7 @@ from ..wire import flamebearer as fb
 from ..wire.proto.google.v1 import profile_pb2
 from ..wire.proto.querier.v1 import querier_pb2 as q
 from ..wire.proto.types.v1 import types_pb2 as t
+from ..wire.push import profile_uuid
 from ..wire.pyroscope_tree import tree_bytes, truncate_stacks
 from .connect_route import connect_method
 from .params import state, tenant
@@ -83,13 +84,12 @@ def call_site(req) -> tuple[str, ...]:
 
 
 _SOURCE_ID = re.compile(r"^[0-9a-f]+-[0-9a-f]{16}$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
 def profile_ids(req) -> tuple[str, ...]:
-    """``profile_id_selector``: store profile ids (decimal, ``profile_ids`` of an ingest answer)
-    or upload ``source_id`` values; Pyroscope UUIDs are accepted and match nothing (profscope
-    does not keep client-sent profile UUIDs). Anything else is refused."""
+    """``profile_id_selector``: store profile ids (decimal, ``profile_ids`` of an ingest answer),
+    upload ``source_id`` values, or the UUID a push client sent as a sample's ``ID`` (kept as
+    its ``source_id``; any case, dashes optional). Anything else is refused."""
     if req is None or "profile_id_selector" not in req.DESCRIPTOR.fields_by_name:
         return ()
     out = []
@@ -97,11 +97,11 @@ def profile_ids(req) -> tuple[str, ...]:
         v = raw.strip()
         if v.isdigit() or _SOURCE_ID.match(v):
             out.append(v)
-        elif _UUID.match(v):
-            out.append("uuid:" + v.lower())       # never equals a stored id or source_id
+        elif (uid := profile_uuid(v)) is not None:
+            out.append(uid)
         else:
             raise BadInput(f"profile_id_selector entry {raw!r} is not a profile id: use the decimal id "
-                           "(profile_ids of an ingest answer) or a source_id")
+                           "(profile_ids of an ingest answer), a source_id or the UUID a push sent")
     return tuple(out)
 
 

@@ -169,9 +169,11 @@ class Staged:
         return int(self.m_vals.size)
 
 
-def stage_input(profile: Profile, labels: dict[str, str], tenant: str, limits: Limits) -> Staged:
+def stage_input(profile: Profile, labels: dict[str, str], tenant: str, limits: Limits,
+                source_id: str | None = None) -> Staged:
     """Validate ``profile`` and its series ``labels`` (every check that can refuse it runs here,
-    before any dictionary changes) and merge its samples."""
+    before any dictionary changes) and merge its samples. ``source_id`` names the upload (all its
+    sample types); by default one is made from its time and labels."""
     labels = {k: str(v) for k, v in labels.items()}
     labels.setdefault("service_name", "unknown_service")
     check_labels(labels, limits)
@@ -186,7 +188,7 @@ def stage_input(profile: Profile, labels: dict[str, str], tenant: str, limits: L
     for ls in profile.label_sets:
         _check_sample_labels(ls, limits)
     time_nanos = profile.time_nanos or time.time_ns()
-    source_id = f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
+    source_id = source_id or f"{time_nanos:x}-{h64(repr((labels, tenant, time.time_ns()))):016x}"
 
     # one content hash per sample's stack, over its frames' content keys (so equal stacks hash
     # equal in every profile); samples merge per (stack, label set), all sample types at once
