@@ -11,8 +11,8 @@ import sys
 import duckdb
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from conftest import pprof_files
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from profscope.formats import decode

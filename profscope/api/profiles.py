@@ -25,8 +25,8 @@ def _body() -> bytes:
 def _decode(st, data: bytes, fmt: str | None, rate: int | None, pm):
     """A built-in format in the server's decoding workers; a plugin's format (given, or sniffed
     when no built-in decoder takes the bytes) here, with the app's plugin manager."""
-    from ..formats import BUILTIN_DECODERS, decode
     from ..errors import MalformedProfile, UnsupportedFormat
+    from ..formats import BUILTIN_DECODERS, decode
     if st.decoder.active and (fmt is None or fmt in BUILTIN_DECODERS):
         try:
             return st.decoder.builtin(data, fmt, st.limits, rate)

@@ -10,7 +10,7 @@ import urllib.request
 
 import click
 
-from ..errors import BadInput, ProfscopeError, StoreError
+from ..errors import BadInput, StoreError
 
 
 def parse_label_options(items: tuple[str, ...]) -> dict[str, str]:

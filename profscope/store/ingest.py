@@ -19,14 +19,14 @@ import numpy as np
 import pyarrow as pa
 
 from ..analysis.stacks import label_units, stack_hashes, unique_inverse
-from ..hashing import mix64 as _mix
 from ..errors import BadInput, LimitExceeded, StoreError
+from ..hashing import mix64 as _mix
 from ..limits import Limits
 from ..model import FrameTable, Label, Profile, csr_take
 from ..traceids import Link
 from .db import Database, load_sql, temp_tables
-from .links import link_rows
 from .keyindex import KeyIndex
+from .links import link_rows
 from .stackindex import StackIndex
 
 RESERVED_OK = {"__name__"}
