@@ -40,6 +40,27 @@ def test_same_profile_twice_stores_stacks_once(store, data):
     assert both.total == 2 * one.total
 
 
+def test_profile_rows_are_appended_in_the_tables_column_order(store, data):
+    """Profile rows are appended to ``profiles`` column by column in the order the migrations
+    give the table (no SQL names them): the order must be the database's, and every value lands
+    in its column."""
+    import time
+
+    from profscope.store.ingest import _PROFILES_TABLE
+    cols = store.db.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = "
+                                "'profiles' ORDER BY ordinal_position").fetchall()
+    assert [c[0] for c in cols] == [name for name, _ in _PROFILES_TABLE]
+    p = load(data, "pprof/gp_large.cpu.pb.gz")
+    before = time.time()
+    res = store.ingest(p, {"service_name": "cols", "__name__": "process_cpu"})
+    row = store.db.con.execute("SELECT series_id > 0, tenant, profile_type, sample_type, period, time_nanos, "
+                               "n_samples > 0, total, source_format, source_id, epoch(ingested_at), comments "
+                               "FROM profiles WHERE id = ?", [res.profile_ids[0]]).fetchall()[0]
+    assert row[:10] == (True, "anonymous", res.profile_types[0], p.sample_types[0].type, p.period, p.time_nanos,
+                        True, int(abs(p.values[:, 0]).sum()), "pprof", res.source_id)
+    assert before - 5 <= row[10] <= time.time() + 5 and row[11] == list(p.comments)
+
+
 def test_store_survives_reopen(tmp_path, data):
     p = load(data, "pprof/parca_fib_bigint.cpu.pb.gz")
     s = Store(str(tmp_path))

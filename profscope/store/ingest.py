@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import chain
 
 import numpy as np
@@ -496,6 +497,20 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
         raise
 
 
+# the profile rows WriteJob.profiles holds, and the profiles table's columns in order (001_init.sql,
+# 004_profile_comments.sql; test_store checks this against the database)
+_PROFILE_COLUMNS = ("id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
+                    "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
+                    "source_format", "source_id", "comments")
+_PROFILES_TABLE = (
+    ("id", pa.int64()), ("series_id", pa.int32()), ("tenant", pa.string()), ("profile_type", pa.string()),
+    ("sample_type", pa.string()), ("sample_unit", pa.string()), ("period_type", pa.string()),
+    ("period_unit", pa.string()), ("period", pa.int64()), ("time_nanos", pa.int64()),
+    ("duration_nanos", pa.int64()), ("n_samples", pa.int32()), ("total", pa.int64()),
+    ("source_format", pa.string()), ("source_id", pa.string()), ("ingested_at", pa.timestamp("us")),
+    ("comments", pa.list_(pa.string())))
+
+
 def _insert(con, batch: list[WriteJob]) -> None:
     """Insert the rows of ``batch`` inside the caller's transaction."""
     frames = [f for j in batch for f in j.frames]
@@ -523,16 +538,10 @@ def _insert(con, batch: list[WriteJob]) -> None:
             con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", list(row))
     profiles = [p for j in batch for p in j.profiles]
     if profiles:
-        cols = list(zip(*profiles))
-        names = ["id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
-                 "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
-                 "source_format", "source_id", "comments"]
-        types = [pa.int64(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(),
-                 pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.int32(), pa.int64(), pa.string(),
-                 pa.string(), pa.list_(pa.string())]
-        t = pa.table({nm: pa.array(c, ty) for nm, c, ty in zip(names, cols, types, strict=True)})
-        with temp_tables(con, new_profiles=t):
-            con.execute(f"INSERT INTO profiles ({', '.join(names)}) SELECT * FROM new_profiles")
+        cols = dict(zip(_PROFILE_COLUMNS, zip(*profiles), strict=True))
+        cols["ingested_at"] = [datetime.now(UTC).replace(tzinfo=None)] * len(profiles)
+        # every column, in the table's order: a direct append (no temporary view, no SQL to plan)
+        con.from_arrow(pa.table({nm: pa.array(cols[nm], ty) for nm, ty in _PROFILES_TABLE})).insert_into("profiles")
     samples = [t for j in batch for t in j.samples]
     if samples:
         con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
