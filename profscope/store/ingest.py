@@ -219,8 +219,7 @@ def prepare(d: Dictionaries, profile: Profile, labels: dict[str, str], tenant: s
 def _stage(d: Dictionaries, st: Staged) -> tuple[WriteJob, IngestResult]:
     """Assign ids and build rows; runs under the dictionaries' lock."""
     job = WriteJob()
-    gid = _frame_ids(d, job, st.profile)
-    row_stack = _stack_ids(d, job, st, gid)
+    row_stack = _stack_ids(d, job, st)
     row_ls = _labelset_ids(d, job, st.profile)[st.row_labels]
     ptypes = _profile_rows(d, job, st, row_stack, row_ls)
     return job, IngestResult([r[0] for r in job.profiles], ptypes, st.profile.n_samples, st.source_id)
@@ -258,9 +257,10 @@ def _frame_ids(d: Dictionaries, job: WriteJob, profile: Profile) -> np.ndarray:
     return gid
 
 
-def _stack_ids(d: Dictionaries, job: WriteJob, st: Staged, gid: np.ndarray) -> np.ndarray:
+def _stack_ids(d: Dictionaries, job: WriteJob, st: Staged) -> np.ndarray:
     """Global stack id of each merged row; new stacks (as global frame ids) enter the dictionary,
-    the call-path index and the job."""
+    the call-path index and the job. The frames are looked up only when some stack is new: a
+    known stack's frames are all known (usually the case after an agent's first pushes)."""
     ufirst, sinv = unique_inverse(st.row_hash)
     uniq_h = st.row_hash[ufirst]
     sid_u = d.stacks.lookup(uniq_h).astype(np.int32)
@@ -269,6 +269,7 @@ def _stack_ids(d: Dictionaries, job: WriteJob, st: Staged, gid: np.ndarray) -> n
         sid_u[new_stacks] = new_sids = d.take_many("stacks", len(new_stacks))
         d.stacks.add(uniq_h[new_stacks], new_sids)
         p = st.profile
+        gid = _frame_ids(d, job, p)
         s_offs, s_flat = csr_take(p.stack_offsets, p.stack_frames, st.rows[ufirst[new_stacks]])
         vals = gid[s_flat]
         d.index.add_stacks(s_offs, vals)
@@ -332,14 +333,9 @@ def _profile_rows(d: Dictionaries, job: WriteJob, st: Staged, row_stack: np.ndar
         # values are stored as raw * scale, scale = their greatest common divisor (the
         # period, typically), so raw values are small and bit-pack tightly
         scale = int(np.gcd.reduce(np.abs(col[nz]))) if nz.any() else 1
-        job.samples.append(pa.table({
-            "profile_id": pa.array(np.full(int(nz.sum()), pid, np.int64)),
-            "stack_id": pa.array(row_stack[order][nz], pa.int32()),
-            "labelset_id": pa.array(row_ls[order][nz], pa.int32()),
-            "raw": pa.array(col[nz] // scale, pa.int64()),
-            "scale": pa.array(np.full(int(nz.sum()), scale, np.int64)),
-        }))
-        job.links.append(link_rows(d, job.samples[-1], int(st.time_nanos), int(profile.duration_nanos)))
+        ls_col = row_ls[order][nz]
+        job.samples.append((pid, row_stack[order][nz], ls_col, col[nz] // scale, scale))
+        job.links.append(link_rows(d, pid, ls_col, int(st.time_nanos), int(profile.duration_nanos)))
         ptypes.append(ptype)
     return ptypes
 
@@ -359,7 +355,8 @@ class WriteJob:
     labelsets: list[tuple] = field(default_factory=list)
     series: list[tuple] = field(default_factory=list)
     profiles: list[tuple] = field(default_factory=list)
-    samples: list[pa.Table] = field(default_factory=list)
+    # per profile: (profile id, stack ids, label set ids, raw values, scale), sorted by stack
+    samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, int]] = field(default_factory=list)
     links: list[pa.Table | None] = field(default_factory=list)   # sample_links rows (links.py)
 
 
@@ -543,8 +540,15 @@ def _insert(con, batch: list[WriteJob]) -> None:
         # every column, in the table's order: a direct append (no temporary view, no SQL to plan)
         con.from_arrow(pa.table({nm: pa.array(cols[nm], ty) for nm, ty in _PROFILES_TABLE})).insert_into("profiles")
     samples = [t for j in batch for t in j.samples]
-    if samples:
-        con.from_arrow(pa.concat_tables(samples)).insert_into("samples")
+    if samples:      # one Arrow table for the whole batch, built from the profiles' columns
+        n = np.fromiter((len(t[1]) for t in samples), np.int64, len(samples))
+        con.from_arrow(pa.table({
+            "profile_id": pa.array(np.repeat(np.fromiter((t[0] for t in samples), np.int64, len(samples)), n)),
+            "stack_id": pa.array(np.concatenate([t[1] for t in samples]), pa.int32()),
+            "labelset_id": pa.array(np.concatenate([t[2] for t in samples]), pa.int32()),
+            "raw": pa.array(np.concatenate([t[3] for t in samples]), pa.int64()),
+            "scale": pa.array(np.repeat(np.fromiter((t[4] for t in samples), np.int64, len(samples)), n)),
+        })).insert_into("samples")
     links = [t for j in batch for t in j.links if t is not None]
     if links:
         con.from_arrow(pa.concat_tables(links)).insert_into("sample_links")

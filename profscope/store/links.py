@@ -37,9 +37,10 @@ def _link_columns(rows: list[tuple[int, Link]]) -> dict[str, pa.Array]:
             **{c: pa.array([getattr(r[1], c) for r in rows], pa.uint64()) for c in LINK_COLUMNS}}
 
 
-def link_rows(d: Dictionaries, samples: pa.Table, time_nanos: int, duration_nanos: int) -> pa.Table | None:
-    """``sample_links`` rows for one profile's sample rows (None when no label set has a link)."""
-    col = samples.column("labelset_id").to_numpy()
+def link_rows(d: Dictionaries, profile_id: int, col: np.ndarray, time_nanos: int,
+              duration_nanos: int) -> pa.Table | None:
+    """``sample_links`` rows for one profile's sample rows, given their label set ids ``col``
+    (None when no label set has a link)."""
     if not col.any():                 # no sample labels at all (the usual case)
         return None
     rows: list[tuple[int, Link]] = []
@@ -51,7 +52,7 @@ def link_rows(d: Dictionaries, samples: pa.Table, time_nanos: int, duration_nano
         return None
     n = len(rows)
     cols = _link_columns(rows)
-    return pa.table({"profile_id": pa.array(np.full(n, samples.column("profile_id")[0].as_py(), np.int64)),
+    return pa.table({"profile_id": pa.array(np.full(n, profile_id, np.int64)),
                      **cols, "time_nanos": pa.array(np.full(n, time_nanos, np.int64)),
                      "duration_nanos": pa.array(np.full(n, duration_nanos, np.int64))})
 
