@@ -207,12 +207,11 @@ class _Worker:
         _PARENT_ENDS.discard(self.conn)
         self.conn.close()
 
-    def call(self, fn, args: tuple):
+    def call(self, fn, args: tuple) -> tuple[bool, object]:
+        """``(True, result)`` or ``(False, the error fn raised)``; any exception here means the
+        pipe's state is unknown (the worker died, say) and the worker must not be used again."""
         self.conn.send_bytes(pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
-        ok, value = pickle.loads(self.conn.recv_bytes())
-        if not ok:
-            raise value
-        return value
+        return pickle.loads(self.conn.recv_bytes())
 
 
 # the server's ends of the workers' pipes: a forked worker closes its copies, so that a worker
@@ -296,7 +295,7 @@ class DecodePool:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             self._workers = [_Worker(ctx, os.getpid()) for _ in range(jobs)]
-            self._keys_valid = all(w.call(_probe, ()) == hash(_SALT_PROBE) for w in self._workers)
+            self._keys_valid = all(w.call(_probe, ()) == (True, hash(_SALT_PROBE)) for w in self._workers)
             for w in self._workers:
                 self._idle.put(w)
 
@@ -312,14 +311,15 @@ class DecodePool:
             self._idle.put(None)
             return fn(*args)
         try:
-            out = w.call(fn, args)
-        except (EOFError, OSError):                   # the worker died (the OS killed it, say)
+            ok, out = w.call(fn, args)
+        except BaseException as e:                    # the worker died (the OS killed it, say)
             self._give_up()
+            if not isinstance(e, Exception):
+                raise
             return fn(*args)
-        except BaseException:
-            self._idle.put(w)
-            raise
         self._idle.put(w)
+        if not ok:
+            raise out
         return out
 
     def _run(self, fn, *args) -> Profile:
