@@ -24,6 +24,7 @@ from .params import arg, int_arg, state, tenant
 
 bp = Blueprint("pyroscope", __name__)
 
+
 def _slot():
     """Bound the requests decoding at once (beyond ``max_concurrent_ingest``: 429)."""
     st = state()
