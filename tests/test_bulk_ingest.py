@@ -206,6 +206,47 @@ def test_decode_pool_decodes_like_the_caller_and_survives_a_dead_worker(data):
         pool.close()
 
 
+def test_decode_pool_answers_each_thread_with_its_own_result(data):
+    """Many threads share two workers: each gets the answer to its own request, errors included
+    (a worker's pipe never hands one thread another's answer)."""
+    import threading
+
+    from profscope.errors import MalformedProfile
+    from profscope.formats.parallel import DecodePool
+    from profscope.formats.pprof import decode_pprof
+    files = [f for f in pprof_files(data) if f.stat().st_size < 200_000][:12]
+    raws = [f.read_bytes() for f in files] + [(data / "edge/bad_truncated_gzip.pb.gz").read_bytes()]
+    expected = []
+    for raw in raws:
+        try:
+            p = decode_pprof(raw)
+            expected.append((p.n_samples, int(p.values.sum()), len(p.frames)))
+        except MalformedProfile as e:
+            expected.append(e.message)
+    pool = DecodePool(2)
+    wrong: list = []
+
+    def run(t: int) -> None:
+        for k in range(30):
+            i = (t * 7 + k) % len(raws)
+            try:
+                p = pool.pprof(raws[i])
+                got = (p.n_samples, int(p.values.sum()), len(p.frames))
+            except MalformedProfile as e:
+                got = e.message
+            if got != expected[i]:
+                wrong.append((i, got))
+    try:
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert pool.active and not wrong
+    finally:
+        pool.close()
+
+
 def test_decoding_workers_die_with_a_killed_server(tmp_path):
     import os
     import signal
