@@ -494,11 +494,8 @@ def _write(db: Database, batch: list[WriteJob]) -> None:
         raise
 
 
-# the profile rows WriteJob.profiles holds, and the profiles table's columns in order (001_init.sql,
-# 004_profile_comments.sql; test_store checks this against the database)
-_PROFILE_COLUMNS = ("id", "series_id", "tenant", "profile_type", "sample_type", "sample_unit", "period_type",
-                    "period_unit", "period", "time_nanos", "duration_nanos", "n_samples", "total",
-                    "source_format", "source_id", "comments")
+# the profiles table's columns in order (001_init.sql, 004_profile_comments.sql; test_store checks
+# this against the database); a WriteJob.profiles row holds them all but ``ingested_at``
 _PROFILES_TABLE = (
     ("id", pa.int64()), ("series_id", pa.int32()), ("tenant", pa.string()), ("profile_type", pa.string()),
     ("sample_type", pa.string()), ("sample_unit", pa.string()), ("period_type", pa.string()),
@@ -506,6 +503,7 @@ _PROFILES_TABLE = (
     ("duration_nanos", pa.int64()), ("n_samples", pa.int32()), ("total", pa.int64()),
     ("source_format", pa.string()), ("source_id", pa.string()), ("ingested_at", pa.timestamp("us")),
     ("comments", pa.list_(pa.string())))
+_PROFILE_COLUMNS = tuple(name for name, _ in _PROFILES_TABLE if name != "ingested_at")
 
 
 def _insert(con, batch: list[WriteJob]) -> None:
