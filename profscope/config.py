@@ -13,7 +13,7 @@ DEFAULTS: dict[str, Any] = {
     "data_dir": "./profscope-data",
     "host": "127.0.0.1",
     "port": 4040,
-    "threads": 8,                 # WSGI worker threads
+    "threads": 48,                # request threads running the app (granian blocking threads)
     "max_nodes": 8192,            # default flame graph size; larger requests are capped at max_nodes_cap
     "max_nodes_cap": 100_000,
     "multitenancy": False,        # when on, X-Scope-OrgID is required

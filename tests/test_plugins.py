@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -476,7 +477,8 @@ def test_http_ingest_with_a_plugin_format_on_a_real_server(tmp_path, installed_e
             assert r.status == 201
             assert sorted(json.load(r)["profile_types"]) == ["process_cpu:cpu:nanoseconds:cpu:nanoseconds",
                                                              "process_cpu:samples:count:cpu:nanoseconds"]
-        with urllib.request.urlopen(base + '/api/v1/flamegraph?query=samples{service_name="web"}', timeout=30) as r:
+        query = urllib.parse.quote('samples{service_name="web"}')     # raw '"' is not a valid URI
+        with urllib.request.urlopen(base + f"/api/v1/flamegraph?query={query}", timeout=30) as r:
             assert json.load(r)["total"] == len(json.loads(chrome)["samples"])
         with urllib.request.urlopen(base + "/api/v1/example/hello", timeout=30) as r:
             assert json.load(r) == {"message": "hello from profscope-example", "analyzers": ["example"]}

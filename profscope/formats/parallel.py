@@ -47,17 +47,23 @@ def _decode_one(path: str, fmt: str | None, limits: Limits) -> Profile:
 _SALT_PROBE = "profscope: is the str hash salt shared?"
 
 
-def _worker_init(parent: int) -> None:
-    """In each worker: die with the parent process (Linux: PR_SET_PDEATHSIG), so a killed server
-    or command leaves no decoding process behind holding its pipes."""
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
+    """Have this process sent ``sig`` when ``parent`` (the process that forked it) dies (Linux:
+    PR_SET_PDEATHSIG), so a killed server or command leaves nothing behind holding its pipes or
+    its store; exits at once if ``parent`` is already gone."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+            ctypes.CDLL(None, use_errno=True).prctl(1, sig)   # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
     if os.getppid() != parent:        # the parent died before prctl took effect
         os._exit(0)
+
+
+def _worker_init(parent: int) -> None:
+    """In each decoding worker: die with the parent process."""
+    die_with_parent(parent)
 
 
 def _executor(jobs: int) -> ProcessPoolExecutor:
