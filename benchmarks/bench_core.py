@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
-from common import append_results, machine, start_server, stop_server  # noqa: E402
+from common import append_results, machine, peak_rss_mib, start_server, stop_server  # noqa: E402
 
 DATA = Path(os.environ.get("PROFSCOPE_SHARED", ROOT.parent / "shared")) / "data"
 
@@ -233,8 +233,9 @@ def bench_query(path: Path, runs: int) -> dict:
             times.append(time.perf_counter() - t)
         out["querier_select_merge_stacktraces_ms_median"] = round(statistics.median(times) * 1000, 1)
         out["querier_total"] = int(answer["flamegraph"]["total"])
-        rss = int([ln for ln in open(f"/proc/{proc.pid}/status") if ln.startswith("VmHWM")][0].split()[1]) * 1024
-        out["server_peak_rss_mib"] = round(rss / 2**20)
+        rss = peak_rss_mib(proc.pid)       # granian's main process, its worker (the store), the decoders
+        out["server_peak_rss_mib"] = rss["largest"]
+        out["server_processes_peak_rss_sum_mib"] = rss["sum"]
         out["target"] = "< 300 ms each, RSS < 1 GiB"
         return out
     finally:

@@ -61,6 +61,32 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def peak_rss_mib(pid: int) -> dict[str, int]:
+    """Peak RSS (VmHWM) of ``pid`` and its descendants: ``profscope serve`` is granian's main
+    process, its worker (which holds the store) and the worker's decoding processes. Returns the
+    largest one's and their sum, in MiB."""
+    parents: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = next(ln for ln in open(f"/proc/{d}/status") if ln.startswith("PPid:")).split()[1]
+                parents[int(d)] = int(ppid)
+            except (OSError, StopIteration):
+                pass
+    family, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in family} - family
+        family |= more
+        grew = bool(more)
+    peaks = []
+    for p in family:
+        try:
+            peaks.append(int(next(ln for ln in open(f"/proc/{p}/status") if ln.startswith("VmHWM")).split()[1]) * 1024)
+        except (OSError, StopIteration):
+            pass
+    return {"largest": round(max(peaks, default=0) / 2**20), "sum": round(sum(peaks) / 2**20)}
+
+
 def append_results(title: str, results: dict) -> None:
     """Append one run's results, with the machine, to benchmarks/RESULTS.md."""
     with open(HERE / "RESULTS.md", "a") as fh:
