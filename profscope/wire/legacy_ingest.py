@@ -9,7 +9,8 @@ type, tags), ``from``/``until`` (unix s/ms/us/ns, ``now-1h``), ``sampleRate`` (H
 Series labels follow Pyroscope: ``__name__`` from the suffix (text formats) or from the pprof
 sample types, ``service_name`` = the application name (when the tags give a ``service_name``,
 the application name goes to ``app_name``), ``pyroscope_spy`` = ``spyName``; tags starting with
-``__`` are dropped. For ``process_cpu`` and ``wall`` text profiles each count becomes
+``__`` are dropped. pprof from the .NET agent (``dotnetspy``) gets Pyroscope's two repairs
+(:func:`fix_dotnet_pprof`). For ``process_cpu`` and ``wall`` text profiles each count becomes
 ``1e9 / sampleRate`` nanoseconds (``cpu:nanoseconds`` / ``wall:nanoseconds``). pprof from the
 pyspy/rbspy spies gets Pyroscope's ``<file>:-1 - <name>`` function names; ``prev_profile``
 (cumulative uploads) is refused like Grafana Pyroscope refuses it.
@@ -269,6 +270,8 @@ def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits, pprof_
                 raise BadInput(f"sample_type_config is not valid JSON ({e})") from None
             if not isinstance(config, dict):
                 raise BadInput("sample_type_config must be a JSON object {sample_type: {...}}")
+    if is_dotnet_upload(params.spy_name, config):
+        body = fix_dotnet_pprof(body, limits)
     profile = decode_pprof(body, limits)
     if params.spy_name in SCRIPTING_SPIES:
         profile = replace(profile, frames=scripting_frame_names(profile.frames))
@@ -284,6 +287,37 @@ def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits, pprof_
     if not profile.duration_nanos and params.end_ns > params.start_ns:
         profile = replace(profile, duration_nanos=params.end_ns - params.start_ns)
     return IngestItem(labels, replace(profile, source_format="pprof"), list(profile.warnings))
+
+
+def is_dotnet_upload(spy_name: str, config: dict) -> bool:
+    """Pyroscope's test for the .NET agent's uploads: ``spyName=dotnetspy``, or ``unknown`` with a
+    ``sample_type_config`` that names ``inuse-space`` (the default configuration does not)."""
+    return spy_name == "dotnetspy" or (spy_name == "unknown" and "inuse-space" in config)
+
+
+def fix_dotnet_pprof(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Pyroscope's two repairs of the .NET agent's pprof, applied to the protobuf before decoding:
+    when every function has id 0 and there are as many functions as locations, function ``i``
+    takes location ``i``'s id (the agent's lines refer to functions by those ids); and a sample
+    type named with ``-`` (``alloc-size``) gets ``_`` instead (its string table entry is
+    rewritten). A body that does not parse is returned as it is, for the decoder to word the error."""
+    from google.protobuf.message import DecodeError
+
+    from ..formats.compression import maybe_gunzip
+    from ..formats.proto import profile_pb2
+    msg = profile_pb2.Profile()
+    try:
+        msg.ParseFromString(maybe_gunzip(data, limits))
+    except DecodeError:
+        return data
+    st = msg.string_table
+    if len(msg.function) == len(msg.location) and not any(fn.id for fn in msg.function):
+        for fn, loc in zip(msg.function, msg.location):
+            fn.id = loc.id
+    for vt in msg.sample_type:
+        if 0 <= vt.type < len(st) and b"-" in st[vt.type]:
+            st[vt.type] = st[vt.type].replace(b"-", b"_")
+    return msg.SerializeToString()
 
 
 def scripting_frame_names(frames: FrameTable) -> FrameTable:
