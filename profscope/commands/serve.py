@@ -3,8 +3,9 @@
 granian (a Rust HTTP server) parses HTTP outside the GIL and calls the Flask WSGI app in its
 blocking threads. Its main process only binds the port and supervises one worker process; the
 worker builds everything that serves (:func:`_start_worker`): the decoding workers (forked first,
-before any thread starts), the store, the OTLP gRPC listener and self-profiling, and closes them
-when granian stops it (SIGINT or SIGTERM to the main process).
+before any thread starts), the store, the OTLP gRPC listener and self-profiling; when granian
+stops it (SIGINT or SIGTERM to the main process) it stops the gRPC listener, closes the store and
+ends the decoding workers.
 """
 from __future__ import annotations
 
