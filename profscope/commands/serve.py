@@ -45,7 +45,7 @@ def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy
                        "decode_workers": decode_workers})
     _check_port(host, port)
     server = Granian("profscope", address=host, port=port, interface=Interfaces.WSGI, workers=1,
-                     blocking_threads=int(cfg["threads"]), backlog=2048, websockets=False,
+                     blocking_threads=max(1, int(cfg["threads"])), backlog=2048, websockets=False,
                      log_level=LogLevels.error, workers_kill_timeout=30)
     # granian exits the process itself (code 1) when the worker fails to start or dies
     server.serve(target_loader=partial(_start_worker, os.getpid(), cfg, host, port, data_dir, self_profile))
