@@ -260,6 +260,57 @@ def test_group_commit_splits_batches_but_loses_nothing(tmp_path, data, monkeypat
         s.close()
 
 
+
+def test_the_writer_lingers_only_while_ingests_arrive_together(tmp_path, data, monkeypatch):
+    """``write_linger_ms``: a lone ingest after a lone one is written at once; after a transaction
+    that held several ingests, the writer waits for more, so an ingest arriving a little later
+    shares the next transaction with the one already queued."""
+    import threading
+    import time
+
+    from profscope.store import ingest as store_ingest
+    p = load(data, "pprof/parca_fib_bigint.cpu.pb.gz")
+    s = Store(str(tmp_path), write_linger_ms=3000)
+    sizes: list[int] = []
+    gate = threading.Event()
+    real_commit = store_ingest.GroupWriter._commit
+
+    def commit(self, batch):
+        sizes.append(len(batch))
+        if len(sizes) == 3:
+            gate.wait(10)                   # holds the writer while two more ingests queue
+        return real_commit(self, batch)
+    monkeypatch.setattr(store_ingest.GroupWriter, "_commit", commit)
+
+    def push(name: str) -> threading.Thread:
+        t = threading.Thread(target=s.ingest_many, args=([(p, {"service_name": name})],))
+        t.start()
+        return t
+    try:
+        t0 = time.monotonic()
+        s.ingest_many([(p, {"service_name": "a"})])
+        s.ingest_many([(p, {"service_name": "b"})])
+        assert time.monotonic() - t0 < 2.5                 # neither waited for the 3 s linger
+        s.writer.linger = 0.6
+        held = push("c")                                   # a transaction of one, held at the gate
+        while len(sizes) < 3:
+            time.sleep(0.01)
+        pair = [push("d"), push("e")]
+        while len(s.writer._queue) < 2:
+            time.sleep(0.01)
+        gate.set()
+        for t in [held, *pair]:
+            t.join()                                       # d and e: one transaction of two
+        late = push("f")                                   # after it the writer lingers...
+        time.sleep(0.15)
+        later = push("g")                                  # ...so g joins f
+        late.join()
+        later.join()
+        assert sizes == [1, 1, 1, 2, 2]
+        assert s.db.con.execute("SELECT count(DISTINCT source_id) FROM profiles").fetchall()[0][0] == 7
+    finally:
+        s.close()
+
 def test_flame_graph_of_profiles_without_samples(tmp_path, data):
     """A selection whose profiles hold no samples answers with an empty tree, not an error."""
     import dataclasses

@@ -54,7 +54,7 @@ def create_app(config: dict[str, Any] | Config | None = None, decoder: DecodePoo
     app.config["MAX_CONTENT_LENGTH"] = cfg.limits.max_body_bytes
     app.json.sort_keys = False
     store = Store(cfg["data_dir"], cfg.limits, memory_limit=cfg["duckdb_memory_limit"] or None,
-                  threads=cfg["duckdb_threads"] or None)
+                  threads=cfg["duckdb_threads"] or None, write_linger_ms=float(cfg["write_linger_ms"]))
     app.extensions["profscope"] = State(cfg, store, threading.BoundedSemaphore(cfg["max_concurrent_ingest"]),
                                         decoder=decoder or DecodePool(0))
     for spec in BLUEPRINTS:

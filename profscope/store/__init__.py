@@ -41,8 +41,9 @@ def default_data_dir() -> str:
 
 class Store:
     def __init__(self, data_dir: str | None = None, limits: Limits = DEFAULT_LIMITS, *,
-                 memory_limit: str | None = None, threads: int | None = None):
-        """``data_dir`` holds ``profscope.duckdb``; ``":memory:"`` keeps everything in memory."""
+                 memory_limit: str | None = None, threads: int | None = None, write_linger_ms: float = 0):
+        """``data_dir`` holds ``profscope.duckdb``; ``":memory:"`` keeps everything in memory;
+        ``write_linger_ms``: see :class:`~profscope.store.ingest.GroupWriter`'s ``linger``."""
         data_dir = data_dir or default_data_dir()
         path = data_dir if data_dir == ":memory:" else str(Path(data_dir) / DB_FILE)
         self.data_dir = data_dir
@@ -50,7 +51,7 @@ class Store:
         self.limits = limits
         self.dicts = Dictionaries()
         self.dicts.load(self.db)
-        self.writer = GroupWriter(self.db, self.dicts)
+        self.writer = GroupWriter(self.db, self.dicts, write_linger_ms / 1000)
         self.traces = TraceStore(self.db, self.dicts)  # spans and trace links (store/traces.py)
 
     # ------------------------------------------------------------------ write
