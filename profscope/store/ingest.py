@@ -389,12 +389,11 @@ class GroupWriter:
     ``linger`` (seconds): when the previous transaction held several submissions (ingests are
     arriving concurrently), the writer waits this long for more before the next one, so each
     transaction's fixed cost in DuckDB is shared by more of them. A lone submission after a
-    lone one is written at once. ``batches`` counts the transactions written."""
+    lone one is written at once."""
 
     def __init__(self, db: Database, d: Dictionaries, linger: float = 0.0):
         self.db, self.d = db, d
         self.linger = linger
-        self.batches = 0
         self._queue: deque[_Submission] = deque()
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -438,7 +437,6 @@ class GroupWriter:
                 batch = self._take_batch()
             busy = len(batch) > 1
             self._commit(batch)
-            self.batches += 1
 
     def _take_batch(self) -> list[_Submission]:
         """Queued submissions, whole, up to ``ROWS_PER_TRANSACTION`` sample rows (at least one)."""
