@@ -61,15 +61,10 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
         os._exit(0)
 
 
-def _worker_init(parent: int) -> None:
-    """In each decoding worker: die with the parent process."""
-    die_with_parent(parent)
-
-
 def _executor(jobs: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _decode_task(paths: list[str], fmt: str | None, limits: Limits) -> tuple[int, list[Profile | ProfscopeError]]:
@@ -256,7 +251,7 @@ class _FifoHandoff:
 
 def _serve_requests(conn, parent: int) -> None:
     """A worker's loop: ``(fn, args)`` in, ``(True, result)`` or ``(False, error)`` out."""
-    _worker_init(parent)
+    die_with_parent(parent)
     for end in list(_PARENT_ENDS):
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the server decides when we stop
