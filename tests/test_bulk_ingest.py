@@ -247,6 +247,83 @@ def test_decode_pool_answers_each_thread_with_its_own_result(data):
         pool.close()
 
 
+def test_decode_pool_queues_calls_in_a_worker_and_answers_each_once(data):
+    """Calls are written to a worker while it is still busy (its pipe is its queue): a single
+    thread submits many without waiting, and every ``done`` is called once, with its own answer,
+    from the pool's results thread, in the order the worker took them."""
+    import threading
+
+    from profscope.errors import MalformedProfile
+    from profscope.formats.parallel import DecodePool, _decode_pprof_bytes
+    from profscope.formats.pprof import decode_pprof
+    from profscope.limits import DEFAULT_LIMITS
+    raws = [f.read_bytes() for f in pprof_files(data) if f.stat().st_size < 200_000][:10]
+    raws.append((data / "edge/bad_truncated_gzip.pb.gz").read_bytes())
+    pool = DecodePool(1)
+    got: list = []
+    finished = threading.Semaphore(0)
+
+    def done_for(i: int):
+        def done(ok: bool, value) -> None:
+            got.append((i, threading.current_thread().name, ok,
+                        value.n_samples if ok else value.message))
+            finished.release()
+        return done
+    try:
+        for i, raw in enumerate(raws * 3):
+            pool.submit(_decode_pprof_bytes, (raw, DEFAULT_LIMITS), done_for(i))
+        for _ in range(len(raws) * 3):
+            assert finished.acquire(timeout=60)
+        assert [g[0] for g in got] == list(range(len(raws) * 3))
+        assert {g[1] for g in got} == {"profscope-decode-results"}
+        for i, _, ok, v in got:
+            raw = raws[i % len(raws)]
+            if ok:
+                assert v == decode_pprof(raw).n_samples
+            else:
+                with pytest.raises(MalformedProfile) as here:
+                    decode_pprof(raw)
+                assert v == here.value.message
+        assert pool.active
+    finally:
+        pool.close()
+
+
+def test_decode_pool_runs_what_a_dead_worker_had_queued_here(data):
+    """A worker killed with calls queued in its pipe: each of those calls is run in the server's
+    process and answered once; later calls run in their callers' threads."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from profscope.formats.parallel import DecodePool
+    before = _children(os.getpid())
+    pool = DecodePool(1)
+    (worker,) = _children(os.getpid()) - before
+    answers: list = []
+    finished = threading.Semaphore(0)
+
+    def done(ok: bool, value) -> None:
+        answers.append((ok, value))
+        finished.release()
+    try:
+        for _ in range(6):
+            pool.submit(time.sleep, (0.5,), done)           # 3 s of calls queued in one worker
+        time.sleep(0.2)
+        os.kill(worker, signal.SIGKILL)
+        for _ in range(6):
+            assert finished.acquire(timeout=30)
+        time.sleep(0.2)
+        assert answers == [(True, None)] * 6                # once each, none lost
+        assert not pool.active
+        here: list = []
+        pool.submit(threading.get_ident, (), lambda ok, v: here.append(v))
+        assert here == [threading.get_ident()]
+    finally:
+        pool.close()
+
+
 def test_server_worker_and_decoders_die_with_a_killed_server(tmp_path):
     import os
     import signal

@@ -261,14 +261,17 @@ def test_group_commit_splits_batches_but_loses_nothing(tmp_path, data, monkeypat
 
 
 
-def test_the_writer_lingers_only_while_ingests_arrive_together(tmp_path, data, monkeypatch):
-    """``write_linger_ms``: a lone ingest after a lone one is written at once; after a transaction
-    that held several ingests, the writer waits for more, so an ingest arriving a little later
-    shares the next transaction with the one already queued."""
+def test_the_writer_waits_only_for_ingests_still_being_staged(tmp_path, data, monkeypatch):
+    """``write_linger_ms``: a lone ingest after a lone one is written at once. After a transaction
+    that held several ingests, the writer waits for the ingests created before its wait began and
+    still being staged (a decoding worker has them), so they share the next transaction with what
+    queued meanwhile; it waits no longer than their delivery, and not at all when none is
+    pending."""
     import threading
     import time
 
     from profscope.store import ingest as store_ingest
+    from profscope.store.ingest import stage_input
     p = load(data, "pprof/parca_fib_bigint.cpu.pb.gz")
     s = Store(str(tmp_path), write_linger_ms=3000)
     sizes: list[int] = []
@@ -278,7 +281,7 @@ def test_the_writer_lingers_only_while_ingests_arrive_together(tmp_path, data, m
     def commit(self, batch):
         sizes.append(len(batch))
         if len(sizes) == 3:
-            gate.wait(10)                   # holds the writer while two more ingests queue
+            gate.wait(10)                   # holds the writer while more ingests queue
         return real_commit(self, batch)
     monkeypatch.setattr(store_ingest.GroupWriter, "_commit", commit)
 
@@ -291,25 +294,32 @@ def test_the_writer_lingers_only_while_ingests_arrive_together(tmp_path, data, m
         s.ingest_many([(p, {"service_name": "a"})])
         s.ingest_many([(p, {"service_name": "b"})])
         assert time.monotonic() - t0 < 2.5                 # neither waited for the 3 s linger
-        s.writer.linger = 0.6
         held = push("c")                                   # a transaction of one, held at the gate
         while len(sizes) < 3:
             time.sleep(0.01)
         pair = [push("d"), push("e")]
         while len(s.writer._queue) < 2:
             time.sleep(0.01)
+        staging = s.pending_ingest()                       # f: created, its profiles not yet staged
         gate.set()
         for t in [held, *pair]:
             t.join()                                       # d and e: one transaction of two
-        late = push("f")                                   # after it the writer lingers...
-        time.sleep(0.15)
-        later = push("g")                                  # ...so g joins f
-        late.join()
-        later.join()
-        assert sizes == [1, 1, 1, 2, 2]
-        assert s.db.con.execute("SELECT count(DISTINCT source_id) FROM profiles").fetchall()[0][0] == 7
+        waiting_since = time.monotonic()
+        queued = push("g")                                 # queued while the writer waits for f
+        time.sleep(0.3)
+        assert len(sizes) == 4                             # g alone does not end the wait
+        staging.deliver(True, [stage_input(p, {"service_name": "f"}, "anonymous", s.limits)])
+        assert len(staging.result()) == 1                  # f and g: one transaction
+        queued.join()
+        assert time.monotonic() - waiting_since < 2.0      # ended by f's delivery, not the 3 s
+        t1 = time.monotonic()
+        s.ingest_many([(p, {"service_name": "h"})])        # nothing being staged: no wait
+        assert time.monotonic() - t1 < 2.0
+        assert sizes == [1, 1, 1, 2, 2, 1]
+        assert s.db.con.execute("SELECT count(DISTINCT source_id) FROM profiles").fetchall()[0][0] == 8
     finally:
         s.close()
+
 
 def test_flame_graph_of_profiles_without_samples(tmp_path, data):
     """A selection whose profiles hold no samples answers with an empty tree, not an error."""

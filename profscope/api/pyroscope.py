@@ -43,16 +43,20 @@ def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) 
 
 @connect_method(bp, "/push.v1.PusherService/Push", None)
 def push(req: RawRequest):
-    """Parsed, decoded, checked and merged in a decoding worker (:func:`stage_push`); this
-    process only gives ids and writes."""
+    """Parsed, decoded, checked and merged in a decoding worker (:func:`stage_push`), which
+    hands the result straight to the store's writer; this process only gives ids and writes."""
     t = tenant()
     st = state()
     slot = _slot()
     try:
-        staged = st.decoder.stage(stage_push, req.body, req.content_type, req.content_encoding, st.limits, t,
-                                  time.time_ns())
-        if staged:
-            st.store.ingest_staged(staged)
+        pending = st.store.pending_ingest()
+        try:
+            st.decoder.submit(stage_push, (req.body, req.content_type, req.content_encoding, st.limits, t,
+                                           time.time_ns()), pending.deliver, hashes=True)
+        except BaseException as e:        # never handed over: the writer must not wait for it
+            pending.deliver(False, e)
+            raise
+        pending.result()
     finally:
         slot.release()
     return push_pb2.PushResponse()

@@ -29,7 +29,7 @@ import click
               help="also accept OTLP profiles over gRPC (default on)")
 @click.option("--otlp-grpc-port", default=None, type=int, help="port of the OTLP gRPC listener (default 4317)")
 @click.option("--decode-workers", default=None, type=click.IntRange(min=-1),
-              help="processes decoding uploads (default: cores + 1, up to 4, on 2+ cores; 0: none)")
+              help="processes decoding uploads (default: one per core, up to 4, on 2+ cores; 0: none)")
 @click.option("--self-profile", is_flag=True, default=False,
               help='profile this server with the pyroscope-io SDK into its own store (service_name="profscope")')
 def serve(host: str, port: int, data_dir: str, threads: int | None, multitenancy: bool | None,

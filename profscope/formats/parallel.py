@@ -79,11 +79,12 @@ def _decode_task(paths: list[str], fmt: str | None, limits: Limits) -> tuple[int
 
 
 def server_jobs() -> int:
-    """Decoding processes of a server: one more than the cores, up to 4. A worker stays taken
-    while the request thread that holds it waits for the server's GIL to read the answer, so on
-    2 cores 3 workers pushed 601-632 req/s (p99 143-150 ms) against 594-600 (p99 168-170) for 2
-    (``benchmarks/bench_push.py --decode-workers``)."""
-    return max(1, min((os.cpu_count() or 1) + 1, 4))
+    """Decoding processes of a server: one per core, up to 4. Calls queue in the workers' pipes
+    (:class:`DecodePool`), so a worker is never idle while a request waits; a third worker on 2
+    cores only took CPU from the server's process: in five alternating 20 s runs of
+    ``benchmarks/bench_push.py --decode-workers``, 2 workers pushed 914-957 req/s (p99 104-119 ms)
+    against 887-932 (p99 115-130) for 3."""
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 def default_jobs() -> int:
@@ -192,8 +193,33 @@ def _probe() -> int:
     return hash(_SALT_PROBE)
 
 
+class _Job:
+    """One call sent to a worker; ``done(ok, value)`` is called exactly once, whoever finishes it
+    (the results thread, or the caller's thread when the worker is gone)."""
+    __slots__ = ("fn", "args", "done", "_once")
+
+    def __init__(self, fn, args: tuple, done) -> None:
+        self.fn, self.args, self.done = fn, args, done
+        self._once = threading.Lock()
+
+    def finish(self, ok: bool, value) -> None:
+        if self._once.acquire(blocking=False):
+            self.done(ok, value)
+
+    def run_here(self) -> None:
+        """Run the call in this thread (no worker to run it)."""
+        try:
+            out = (True, self.fn(*self.args))
+        except Exception as e:                              # noqa: BLE001  (handed to done)
+            out = (False, e)
+        self.finish(*out)
+
+
 class _Worker:
-    """One forked decoding process and our end of its pipe (one request at a time)."""
+    """One forked decoding process and our end of its pipe. Calls are written to the pipe as
+    they come (the worker takes them in order), so the worker never waits for the caller's
+    thread to read an answer; ``jobs`` holds the calls written and not yet answered, oldest
+    first, in the order their bytes went into the pipe."""
 
     def __init__(self, ctx, parent: int) -> None:
         mine, theirs = ctx.Pipe(duplex=True)
@@ -203,14 +229,16 @@ class _Worker:
         self.proc.start()
         theirs.close()
         self.conn = mine
+        self.jobs: deque[_Job] = deque()
+        self.send_lock = threading.Lock()
+        self.dead = False
 
     def close(self) -> None:
         _PARENT_ENDS.discard(self.conn)
         self.conn.close()
 
     def call(self, fn, args: tuple) -> tuple[bool, object]:
-        """``(True, result)`` or ``(False, the error fn raised)``; any exception here means the
-        pipe's state is unknown (the worker died, say) and the worker must not be used again."""
+        """One call, answered before the next (only before the results thread starts)."""
         self.conn.send_bytes(pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
         return pickle.loads(self.conn.recv_bytes())
 
@@ -218,35 +246,6 @@ class _Worker:
 # the server's ends of the workers' pipes: a forked worker closes its copies, so that a worker
 # sees EOF (and exits) as soon as the server closes its end
 _PARENT_ENDS: set = set()
-
-
-class _FifoHandoff:
-    """Idle workers handed to waiting request threads in arrival order (a plain queue lets any
-    waiter win, and under load some requests waited far longer than others)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: list = []
-        self._waiters: deque[list] = deque()
-
-    def get(self):
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            waiter = [threading.Lock(), None]
-            waiter[0].acquire()
-            self._waiters.append(waiter)
-        waiter[0].acquire()                   # released by put(), which filled waiter[1]
-        return waiter[1]
-
-    def put(self, item) -> None:
-        with self._lock:
-            if self._waiters:
-                waiter = self._waiters.popleft()
-                waiter[1] = item
-                waiter[0].release()
-            else:
-                self._idle.append(item)
 
 
 def _serve_requests(conn, parent: int) -> None:
@@ -272,70 +271,98 @@ def _serve_requests(conn, parent: int) -> None:
         conn.send_bytes(out)
 
 
-class DecodePool:
-    """Decoding for a server, in worker processes: request threads hand over the bytes and wait,
-    so the server's own process (one GIL) is left with HTTP, the store's dictionaries and DuckDB.
-    Create it before the process starts threads or opens the store: the workers are forked at
-    once. ``jobs=0`` decodes in the calling thread. If a worker dies, the pool is given up and
-    decoding continues in the calling threads.
+class _Answer:
+    """A caller's wait for one job's ``(ok, value)``."""
+    __slots__ = ("_lock", "out")
 
-    Each worker has its own pipe and serves one request at a time; a request thread takes an idle
-    worker (first come, first served; no helper thread), writes the pickled call, and blocks on
-    the answer. This costs the server's process about a third of what
-    :class:`concurrent.futures.ProcessPoolExecutor` does per call (its manager and feeder threads
-    take the GIL several times per task)."""
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.out: tuple[bool, object] = (False, None)
+
+    def set(self, ok: bool, value) -> None:
+        self.out = (ok, value)
+        self._lock.release()
+
+    def get(self):
+        self._lock.acquire()
+        ok, value = self.out
+        if not ok:
+            raise value
+        return value
+
+
+class DecodePool:
+    """Decoding for a server, in worker processes, so the server's own process (one GIL) is left
+    with HTTP, the store's dictionaries and DuckDB. Create it before the process starts threads
+    or opens the store: the workers are forked at once. ``jobs=0`` decodes in the calling
+    thread. If a worker dies, the pool is given up: what the workers had not answered and
+    everything after is run in the server's process.
+
+    A call is pickled by the caller's thread and written to the pipe of the worker with the
+    fewest calls waiting (the pipe is the worker's queue), and one results thread reads every
+    worker's answers and hands each to its call's ``done`` (:meth:`submit`). The caller's thread
+    is not woken to read an answer, and a worker never waits for a busy server's threads to take
+    one before starting its next call."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self._idle = _FifoHandoff()
         self._workers: list[_Worker] = []
         self._keys_valid = True
         self._active = jobs > 0
+        self._lock = threading.Lock()            # the choice of a worker, against a give-up
+        self._stopping = False
         if jobs > 0:
             from . import pprof  # noqa: F401  (loaded once here, inherited by the workers)
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             self._workers = [_Worker(ctx, os.getpid()) for _ in range(jobs)]
             self._keys_valid = all(w.call(_probe, ()) == (True, hash(_SALT_PROBE)) for w in self._workers)
-            for w in self._workers:
-                self._idle.put(w)
+            self._wake_r, self._wake_w = ctx.Pipe(duplex=False)       # close() wakes the results thread
+            _PARENT_ENDS.update((self._wake_r, self._wake_w))
+            self._results = threading.Thread(target=self._collect, name="profscope-decode-results", daemon=True)
+            self._results.start()
 
     @property
     def active(self) -> bool:
         return self._active
 
+    def submit(self, fn, args: tuple, done, *, hashes: bool = False) -> None:
+        """Run ``fn(*args)`` in a worker; ``done(True, result)`` or ``done(False, the error it
+        raised)`` is called once, in the pool's results thread (or in this thread when the pool
+        decodes here). ``hashes``: ``fn`` hashes frames and stacks (staging profiles for the
+        store, :func:`profscope.wire.push.stage_push`), so it runs here when the workers'
+        string-hash salt is not this process's (spawned, not forked). ``done`` must not block."""
+        job = _Job(fn, args, done)
+        if not self._active or (hashes and not self._keys_valid):
+            job.run_here()
+            return
+        msg = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            w = min(self._workers, key=lambda w: len(w.jobs)) if self._active else None
+        if w is None:
+            job.run_here()
+            return
+        with w.send_lock:
+            if not w.dead:
+                w.jobs.append(job)                # before the bytes: the answer may come at once
+                try:
+                    w.conn.send_bytes(msg)
+                    return
+                except (OSError, ValueError):     # the worker died; the results thread gives up
+                    pass
+        job.run_here()                            # a no-op if the give-up ran it first
+
     def _call(self, fn, args: tuple):
-        if not self._active:
-            return fn(*args)
-        w = self._idle.get()
-        if w is None:                                 # given up (or closed) meanwhile
-            self._idle.put(None)
-            return fn(*args)
-        try:
-            ok, out = w.call(fn, args)
-        except BaseException as e:                    # the worker died (the OS killed it, say)
-            self._give_up()
-            if not isinstance(e, Exception):
-                raise
-            return fn(*args)
-        self._idle.put(w)
-        if not ok:
-            raise out
-        return out
+        answer = _Answer()
+        self.submit(fn, args, answer.set)
+        return answer.get()
 
     def _run(self, fn, *args) -> Profile:
         profile = self._call(fn, args)
         if not self._keys_valid:
             profile.frames.keys = None
         return profile
-
-    def stage(self, fn, *args):
-        """``fn(*args)`` in a worker, for work that hashes frames and stacks (staging profiles
-        for the store, :func:`profscope.wire.push.stage_push`): in the calling thread when the
-        workers' string-hash salt is not this process's (spawned, not forked)."""
-        if not self._keys_valid:
-            return fn(*args)
-        return self._call(fn, args)
 
     def pprof(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
         """:func:`profscope.formats.pprof.decode_pprof` in a worker."""
@@ -348,19 +375,46 @@ class DecodePool:
         formats themselves."""
         return self._run(_decode_bytes, data, fmt, limits, sample_rate)
 
-    def _give_up(self) -> None:
-        if self._active:
-            self._active = False
-            import logging
-            logging.getLogger("profscope").error("a decoding worker process died; decoding in the "
-                                                 "server process from now on")
-        self._stop()
+    def _collect(self) -> None:
+        """The results thread: every answer, in each worker's order, to its call's ``done``."""
+        from multiprocessing.connection import wait
+        by_conn = {w.conn: w for w in self._workers}
+        while True:
+            for conn in wait([*by_conn, self._wake_r]):
+                if conn is self._wake_r:
+                    return                        # closing
+                w = by_conn[conn]
+                try:
+                    ok, value = pickle.loads(conn.recv_bytes())
+                except Exception:                 # noqa: BLE001  (EOF: the worker died)
+                    if not self._stopping:
+                        self._give_up()
+                    return
+                w.jobs.popleft().finish(ok, value)
 
-    def _stop(self) -> None:
-        self._active = False
-        self._idle.put(None)                          # wakes any thread waiting for a worker
+    def _give_up(self) -> None:
+        """A worker died (the OS killed it, say): stop them all; what they had not answered is
+        run here, and so is every later call."""
+        import logging
+        logging.getLogger("profscope").error("a decoding worker process died; decoding in the "
+                                             "server process from now on")
+        with self._lock:
+            self._active = False
         for w in self._workers:
-            w.close()                                 # a worker at its recv sees EOF and exits
+            w.proc.kill()                         # a thread blocked writing to it gets an error
+        left: list[_Job] = []
+        for w in self._workers:
+            with w.send_lock:
+                w.dead = True
+                left.extend(w.jobs)
+                w.jobs.clear()
+        for job in left:
+            job.run_here()
+        self._close_workers()
+
+    def _close_workers(self) -> None:
+        for w in self._workers:
+            w.close()                             # a worker at its recv sees EOF and exits
         for w in self._workers:
             w.proc.join(timeout=5)
             if w.proc.is_alive():
@@ -368,4 +422,27 @@ class DecodePool:
                 w.proc.join(timeout=5)
 
     def close(self) -> None:
-        self._stop()
+        """Stop the workers once they have answered what was sent to them (a server's requests
+        have ended by now); answers not in after 30 s are computed here."""
+        if not self._workers or self._stopping:
+            return
+        self._stopping = True
+        with self._lock:
+            self._active = False
+        for w in self._workers:
+            with w.send_lock:
+                w.dead = True                     # later calls run in their callers' threads
+        import time
+        deadline = time.monotonic() + 30
+        while any(w.jobs for w in self._workers) and self._results.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self._results.is_alive():
+            self._wake_w.send_bytes(b"")
+            self._results.join()
+        for c in (self._wake_r, self._wake_w):
+            _PARENT_ENDS.discard(c)
+            c.close()
+        for w in self._workers:
+            while w.jobs:
+                w.jobs.popleft().run_here()
+        self._close_workers()

@@ -17,7 +17,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database, ids_table, load_sql, pairs_table, temp_tables
-from .ingest import Dictionaries, GroupWriter, IngestResult, Staged, prepare, stage_input
+from .ingest import Dictionaries, GroupWriter, IngestResult, PendingIngest, Staged, prepare, stage_input
 from .select import (
     INT64_MAX,
     INT64_MIN,
@@ -70,6 +70,11 @@ class Store:
         """Store profiles already checked and merged by :func:`stage_input` (in a worker process,
         say) in one transaction."""
         return self.writer.ingest(staged)
+
+    def pending_ingest(self) -> PendingIngest:
+        """An ingest whose profiles are still being staged elsewhere (a decoding worker): hand
+        them over with its ``deliver(ok, staged or error)``, wait with its ``result()``."""
+        return PendingIngest(self.writer)
 
     def ingest_all(self, chunks: Iterable[list[tuple[Profile, dict[str, str]]]],
                    tenant: str = "anonymous") -> list[IngestResult]:

@@ -367,53 +367,104 @@ class WriteJob:
 ROWS_PER_TRANSACTION = 100_000
 
 
-class _Submission:
-    """One ingest call: stored whole or not at all."""
+class PendingIngest:
+    """One ingest call, stored whole or not at all: created before its profiles are staged (a
+    decoding worker may still be at them), handed them by :meth:`deliver`, and waited for with
+    :meth:`result`."""
 
-    def __init__(self, staged: list[Staged]) -> None:
-        self.staged = staged
+    def __init__(self, writer: GroupWriter) -> None:
+        self.writer = writer
+        self.seq = writer.expect()
+        self.staged: list[Staged] = []
         self.results: list[IngestResult] = []
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def deliver(self, ok: bool, value: list[Staged] | BaseException) -> None:
+        """The staged profiles (``ok``), queued for the writer; or the error staging raised,
+        which :meth:`result` raises. Never blocks (a decoding pool's results thread calls it)."""
+        if ok and value:
+            self.staged = value
+            try:
+                self.writer.enqueue(self)
+                return
+            except StoreError as e:
+                value = e
+        elif ok:                  # nothing to store
+            value = None
+        self.writer.delivered(self.seq)
+        self.finish(value)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self._done.release()
+
+    def result(self) -> list[IngestResult]:
+        """Wait until the profiles are committed (or refused); raises what refused them."""
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.results
 
 
 class GroupWriter:
     """Group commit through one writer thread. Callers validate and merge their profiles
-    (:func:`stage_input`) in their own threads and queue them; the writer thread takes every
-    queued submission (up to ``ROWS_PER_TRANSACTION`` sample rows, never splitting one), gives
-    their frames, stacks, label sets and series ids, and writes them in ONE transaction (one
-    fsync). Only the writer thread changes the dictionaries, so ingesting threads never queue for
+    (:func:`stage_input`) in their own threads or in decoding workers, and queue them
+    (:class:`PendingIngest`); the writer thread takes every queued submission (up to
+    ``ROWS_PER_TRANSACTION`` sample rows, never splitting one), gives their frames, stacks, label
+    sets and series ids, and writes them in ONE transaction (one fsync). Only the writer thread changes the dictionaries, so ingesting threads never queue for
     their lock. A failed transaction fails every submission in it and the dictionaries are
     reloaded from the database, so nothing half-stored is ever referenced.
 
     ``linger`` (seconds): when the previous transaction held several submissions (ingests are
-    arriving concurrently), the writer waits this long for more before the next one, so each
-    transaction's fixed cost in DuckDB is shared by more of them. A lone submission after a
-    lone one is written at once."""
+    arriving concurrently), the writer first waits for the PendingIngests created before it began
+    waiting and still being staged (a decoding worker has them), at most this long, so each
+    transaction's fixed cost in DuckDB is shared by more of them. A lone submission after a lone
+    one is written at once. (A fixed wait instead of this one pushed 5% less in six alternating
+    ``benchmarks/bench_push.py`` runs: the pushes a commit releases come back as one burst, and
+    the writer now starts as soon as the burst is decoded.)"""
 
     def __init__(self, db: Database, d: Dictionaries, linger: float = 0.0):
         self.db, self.d = db, d
         self.linger = linger
-        self._queue: deque[_Submission] = deque()
+        self._queue: deque[PendingIngest] = deque()
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._seq = 0                             # PendingIngests created
+        self._undelivered: set[int] = set()       # ... and not yet delivered
 
     def ingest(self, staged: list[Staged]) -> list[IngestResult]:
         """Store ``staged`` (all or none) and wait until it is committed."""
-        sub = _Submission(staged)
+        pending = PendingIngest(self)
+        pending.deliver(True, staged)
+        return pending.result()
+
+    def expect(self) -> int:
+        """A number for a new :class:`PendingIngest`, counted as undelivered until it is."""
         with self._cv:
+            self._seq += 1
+            self._undelivered.add(self._seq)
+            return self._seq
+
+    def delivered(self, seq: int) -> None:
+        """PendingIngest ``seq`` will not be queued (it failed, or had nothing to store)."""
+        with self._cv:
+            self._undelivered.discard(seq)
+            self._cv.notify()
+
+    def enqueue(self, pending: PendingIngest) -> None:
+        """Queue ``pending`` for the next transaction (StoreError once the store is closed)."""
+        with self._cv:
+            self._undelivered.discard(pending.seq)
             if self._closed:
                 raise StoreError("the store is closed")
-            self._queue.append(sub)
+            self._queue.append(pending)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="profscope-writer", daemon=True)
                 self._thread.start()
             self._cv.notify()
-        sub.done.wait()
-        if sub.error is not None:
-            raise sub.error
-        return sub.results
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread."""
@@ -433,14 +484,19 @@ class GroupWriter:
                 if not self._queue:
                     return
                 if busy and self.linger > 0:      # submitters can queue meanwhile: the wait releases the lock
-                    self._cv.wait_for(lambda: self._closed, timeout=self.linger)
+                    last = self._seq
+                    self._cv.wait_for(lambda last=last: self._closed or not self._older_undelivered(last),
+                                      timeout=self.linger)
                 batch = self._take_batch()
             busy = len(batch) > 1
             self._commit(batch)
 
-    def _take_batch(self) -> list[_Submission]:
+    def _older_undelivered(self, last: int) -> bool:
+        return any(s <= last for s in self._undelivered)
+
+    def _take_batch(self) -> list[PendingIngest]:
         """Queued submissions, whole, up to ``ROWS_PER_TRANSACTION`` sample rows (at least one)."""
-        batch: list[_Submission] = []
+        batch: list[PendingIngest] = []
         rows = 0
         while self._queue:
             n = sum(st.n_rows for st in self._queue[0].staged)
@@ -450,7 +506,7 @@ class GroupWriter:
             rows += n
         return batch
 
-    def _commit(self, batch: list[_Submission]) -> None:
+    def _commit(self, batch: list[PendingIngest]) -> None:
         try:
             with self.db.write_lock:
                 try:
@@ -473,7 +529,7 @@ class GroupWriter:
                 sub.error = sub.error or e
         finally:
             for sub in batch:
-                sub.done.set()
+                sub.finish(sub.error)
 
     def write_all(self, batches: Iterable[list[WriteJob]]) -> None:
         """Write every batch ``batches`` yields (they may be prepared lazily, e.g. while files are
