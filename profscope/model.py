@@ -9,6 +9,7 @@ stack. Both a decoded file and a store query produce one.
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -30,8 +31,29 @@ class Label(NamedTuple):
     is_num: bool = False
 
 
+class _PackedColumns:
+    """Columns a pickle carried packed (``__dict__["_packed"]``, see each class's ``__getstate__``),
+    rebuilt by ``_unpack`` the first time one of them (``_LAZY``) is read."""
+    _LAZY: tuple[str, ...] = ()
+
+    def _unpack(self, packed) -> dict:
+        raise NotImplementedError
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __getattr__(self, attr: str):
+        # only called for a missing attribute: a packed column not yet rebuilt
+        packed = self.__dict__.get("_packed")
+        if packed is None or attr not in self._LAZY:
+            raise AttributeError(attr)
+        self.__dict__.update(self._unpack(packed))
+        del self.__dict__["_packed"]
+        return self.__dict__[attr]
+
+
 @dataclass
-class FrameTable:
+class FrameTable(_PackedColumns):
     """One row per distinct frame. ``name == ""`` marks an address-only frame."""
     name: list[str] = field(default_factory=list)
     system_name: list[str] = field(default_factory=list)
@@ -59,7 +81,7 @@ class FrameTable:
     # Pickling (decoding worker -> storing process): with a string table the four string columns
     # travel as one string plus indices, and are rebuilt only when first read; the store reads
     # them only for frames it has not seen before.
-    _STR_COLUMNS = ("name", "system_name", "file", "mapping_file")
+    _STR_COLUMNS = _LAZY = ("name", "system_name", "file", "mapping_file")
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -73,20 +95,10 @@ class FrameTable:
                 state["_packed"] = (joined, idx)
         return state
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def __getattr__(self, attr: str):
-        # only called for a missing attribute: a string column not yet rebuilt after unpickling
-        packed = self.__dict__.get("_packed")
-        if packed is None or attr not in self._STR_COLUMNS:
-            raise AttributeError(attr)
-        joined, idx = packed
+    def _unpack(self, packed: tuple[str, np.ndarray]) -> dict:
+        joined, idx = packed             # rebuilt, the columns may be changed: no strtab from now on
         table = joined.split("\0")
-        for c, ix in zip(self._STR_COLUMNS, idx.tolist(), strict=True):
-            self.__dict__[c] = list(map(table.__getitem__, ix))
-        del self.__dict__["_packed"]     # the columns may be changed from now on: no strtab
-        return self.__dict__[attr]
+        return {c: list(map(table.__getitem__, ix)) for c, ix in zip(self._STR_COLUMNS, idx.tolist(), strict=True)}
 
     def content_keys(self) -> np.ndarray:
         """The frames' content keys: equal keys mean equal frames (see :mod:`profscope.hashing`)."""
@@ -123,7 +135,7 @@ class FrameTable:
 
 
 @dataclass
-class Profile:
+class Profile(_PackedColumns):
     sample_types: list[ValueType]
     values: np.ndarray            # int64 [n_samples, n_types]
     stack_offsets: np.ndarray     # int64 [n_samples + 1]
@@ -143,9 +155,26 @@ class Profile:
     source_format: str = "pprof"
     warnings: list[str] = field(default_factory=list)
 
+    # Pickling (decoding worker -> storing process): the sample and frame columns travel as one
+    # nested pickle, unpickled when first read. The store's writer reads them only for a profile
+    # with stacks it has not seen before, so for the usual push it never rebuilds its arrays.
+    _LAZY = ("values", "stack_offsets", "stack_frames", "frames", "sample_labels")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if "_packed" not in state:
+            cols = {c: state.pop(c) for c in self._LAZY}
+            state["_packed"] = (int(cols["values"].shape[0]),
+                                 pickle.dumps(cols, protocol=pickle.HIGHEST_PROTOCOL))
+        return state
+
+    def _unpack(self, packed: tuple[int, bytes]) -> dict:
+        return pickle.loads(packed[1])
+
     @property
     def n_samples(self) -> int:
-        return int(self.values.shape[0])
+        packed = self.__dict__.get("_packed")
+        return packed[0] if packed is not None else int(self.values.shape[0])
 
     def default_type_index(self) -> int:
         """pprof's rule: ``default_sample_type`` if it names a type, else the last type."""

@@ -247,6 +247,27 @@ def test_decode_pool_answers_each_thread_with_its_own_result(data):
         pool.close()
 
 
+def test_a_pickled_profile_rebuilds_its_columns_only_when_read(data):
+    """A profile crossing from a decoding worker: its header fields and sample count are read
+    without unpickling its sample and frame columns; reading one brings them all back, equal."""
+    import pickle
+
+    from profscope.formats.pprof import decode_pprof
+    here = decode_pprof((data / "pprof/gp_sample.cpu.pb.gz").read_bytes())
+    there = pickle.loads(pickle.dumps(here, protocol=pickle.HIGHEST_PROTOCOL))
+    again = pickle.loads(pickle.dumps(there, protocol=pickle.HIGHEST_PROTOCOL))   # passed on unread
+    for p in (there, again):
+        assert "_packed" in p.__dict__ and "values" not in p.__dict__
+        assert p.n_samples == here.n_samples and p.sample_types == here.sample_types
+        assert p.period == here.period and p.label_sets == here.label_sets
+        assert "_packed" in p.__dict__                                           # still not rebuilt
+        assert np.array_equal(p.values, here.values) and "_packed" not in p.__dict__
+        assert np.array_equal(p.stack_frames, here.stack_frames)
+        assert np.array_equal(p.stack_offsets, here.stack_offsets)
+        assert np.array_equal(p.sample_labels, here.sample_labels)
+        assert _rows(p.frames) == _rows(here.frames)
+
+
 def test_decode_pool_queues_calls_in_a_worker_and_answers_each_once(data):
     """Calls are written to a worker while it is still busy (its pipe is its queue): a single
     thread submits many without waiting, and every ``done`` is called once, with its own answer,

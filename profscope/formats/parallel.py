@@ -377,20 +377,23 @@ class DecodePool:
 
     def _collect(self) -> None:
         """The results thread: every answer, in each worker's order, to its call's ``done``."""
-        from multiprocessing.connection import wait
-        by_conn = {w.conn: w for w in self._workers}
-        while True:
-            for conn in wait([*by_conn, self._wake_r]):
-                if conn is self._wake_r:
-                    return                        # closing
-                w = by_conn[conn]
-                try:
-                    ok, value = pickle.loads(conn.recv_bytes())
-                except Exception:                 # noqa: BLE001  (EOF: the worker died)
-                    if not self._stopping:
-                        self._give_up()
-                    return
-                w.jobs.popleft().finish(ok, value)
+        import selectors
+        with selectors.DefaultSelector() as sel:   # registered once (connection.wait() would each time)
+            for w in self._workers:
+                sel.register(w.conn, selectors.EVENT_READ, w)
+            sel.register(self._wake_r, selectors.EVENT_READ, None)
+            while True:
+                for key, _ in sel.select():
+                    w = key.data
+                    if w is None:
+                        return                    # closing
+                    try:
+                        ok, value = pickle.loads(w.conn.recv_bytes())
+                    except Exception:             # noqa: BLE001  (EOF: the worker died)
+                        if not self._stopping:
+                            self._give_up()
+                        return
+                    w.jobs.popleft().finish(ok, value)
 
     def _give_up(self) -> None:
         """A worker died (the OS killed it, say): stop them all; what they had not answered is
