@@ -305,6 +305,11 @@ def test_decode_pool_queues_calls_in_a_worker_and_answers_each_once(data):
                 with pytest.raises(MalformedProfile) as here:
                     decode_pprof(raw)
                 assert v == here.value.message
+        def broken(ok: bool, value) -> None:
+            raise RuntimeError("a handler's bug")
+        pool.submit(len, (b"abc",), broken)                  # logged; the results thread lives on
+        pool.submit(len, (b"abcd",), lambda ok, v: got.append(v) or finished.release())
+        assert finished.acquire(timeout=30) and got[-1] == 4
         assert pool.active
     finally:
         pool.close()

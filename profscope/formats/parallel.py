@@ -204,7 +204,11 @@ class _Job:
 
     def finish(self, ok: bool, value) -> None:
         if self._once.acquire(blocking=False):
-            self.done(ok, value)
+            try:
+                self.done(ok, value)
+            except Exception:                               # noqa: BLE001  (the results thread must live on)
+                import logging
+                logging.getLogger("profscope").exception("a decoded result's handler failed")
 
     def run_here(self) -> None:
         """Run the call in this thread (no worker to run it)."""
