@@ -9,12 +9,15 @@ opens anything else (no DuckDB connection or thread is inherited) where fork exi
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import pickle
+import selectors
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -207,7 +210,6 @@ class _Job:
             try:
                 self.done(ok, value)
             except Exception:                               # noqa: BLE001  (the results thread must live on)
-                import logging
                 logging.getLogger("profscope").exception("a decoded result's handler failed")
 
     def run_here(self) -> None:
@@ -381,7 +383,6 @@ class DecodePool:
 
     def _collect(self) -> None:
         """The results thread: every answer, in each worker's order, to its call's ``done``."""
-        import selectors
         with selectors.DefaultSelector() as sel:   # registered once (connection.wait() would each time)
             for w in self._workers:
                 sel.register(w.conn, selectors.EVENT_READ, w)
@@ -402,7 +403,6 @@ class DecodePool:
     def _give_up(self) -> None:
         """A worker died (the OS killed it, say): stop them all; what they had not answered is
         run here, and so is every later call."""
-        import logging
         logging.getLogger("profscope").error("a decoding worker process died; decoding in the "
                                              "server process from now on")
         with self._lock:
@@ -439,7 +439,6 @@ class DecodePool:
         for w in self._workers:
             with w.send_lock:
                 w.dead = True                     # later calls run in their callers' threads
-        import time
         deadline = time.monotonic() + 30
         while any(w.jobs for w in self._workers) and self._results.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)

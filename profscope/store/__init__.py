@@ -17,7 +17,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..model import Profile, StackSet
 from ..query.selector import Matcher, Selection
 from .db import Database, ids_table, load_sql, pairs_table, temp_tables
-from .ingest import Dictionaries, GroupWriter, IngestResult, PendingIngest, Staged, prepare, stage_input
+from .ingest import Dictionaries, GroupWriter, IngestResult, PendingIngest, prepare, stage_input
 from .select import (
     INT64_MAX,
     INT64_MIN,
@@ -64,11 +64,6 @@ class Store:
         """Store several profiles in one transaction: all are validated first, then all or none
         are written."""
         staged = [stage_input(p, dict(labels or {}), tenant, self.limits) for p, labels in items]
-        return self.writer.ingest(staged)
-
-    def ingest_staged(self, staged: list[Staged]) -> list[IngestResult]:
-        """Store profiles already checked and merged by :func:`stage_input` (in a worker process,
-        say) in one transaction."""
         return self.writer.ingest(staged)
 
     def pending_ingest(self) -> PendingIngest:
