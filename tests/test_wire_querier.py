@@ -165,3 +165,36 @@ def test_unknown_method_and_content_type(srv):
     r = requests.post(srv.url + "/querier.v1.QuerierService/NoSuchMethod", data=b"{}",
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 404
+
+
+def test_flame_graph_json_equals_message_to_dict():
+    """Responses with a flame graph are written to JSON by a faster path; it writes exactly what
+    protobuf's MessageToDict writes (field names, int64 as strings, empty fields left out)."""
+    import json
+
+    from google.protobuf import json_format
+
+    from profscope.wire.connect import message_json, render_response
+    full = q.SelectMergeStacktracesResponse(tree=b"\x00\x01tree")
+    fg = full.flamegraph
+    fg.names.extend(["total", "main", "ünïcode \"q\""])
+    fg.total, fg.max_self = 2**62, 7
+    fg.levels.add().values.extend([0, 2**62, 0, 0])
+    fg.levels.add()                                              # a level without values
+    fg.levels.add().values.extend([-5, 3, 0, 2])
+    diff = q.DiffResponse()
+    diff.flamegraph.names.extend(["total"])
+    diff.flamegraph.levels.add().values.extend([0, 4, 0, 0, 1, 0, 0])
+    diff.flamegraph.leftTicks, diff.flamegraph.rightTicks = 4, 1
+    cases = [full, diff, q.SelectMergeStacktracesResponse(tree=b"t"), q.SelectMergeStacktracesResponse(),
+             q.SelectMergeStacktracesResponse(flamegraph=q.FlameGraph()),
+             q.SelectMergeStacktracesResponse(flamegraph=q.FlameGraph(total=3))]
+    for msg in cases:
+        expected = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+        assert message_json(msg) == expected
+        body, ctype = render_response(msg, "application/json")
+        assert ctype == "application/json" and json.loads(body) == expected
+        assert list(message_json(msg)) == list(expected)                # the same key order too
+        parsed = type(msg)()
+        json_format.Parse(body, parsed)
+        assert parsed == msg

@@ -92,9 +92,33 @@ def parse_request(body: bytes, content_type: str | None, message: M,
 def render_response(message: Message, content_type: str | None) -> tuple[bytes, str]:
     """Serialize ``message`` in the request's codec; returns (body, Content-Type)."""
     if is_json(content_type):
-        doc = json_format.MessageToDict(message, preserving_proto_field_name=False)
-        return json.dumps(doc, separators=(",", ":")).encode(), "application/json"
+        return json.dumps(message_json(message), separators=(",", ":")).encode(), "application/json"
     return message.SerializeToString(), "application/proto"
+
+
+def message_json(message: Message) -> dict:
+    """``MessageToDict`` (lowerCamelCase keys, 64-bit integers as strings), except that a flame
+    graph's names and levels are written directly: a flame graph holds tens of thousands of int64
+    values, which MessageToDict converts one by one in Python (7.6 ms against 2.1 ms for 35,000;
+    the query thread holds the GIL meanwhile)."""
+    fields = message.DESCRIPTOR.fields_by_name
+    if "flamegraph" not in fields or not message.HasField("flamegraph"):
+        return json_format.MessageToDict(message, preserving_proto_field_name=False)
+    fg = message.flamegraph
+    head = type(fg)()                    # the graph's other fields (total, max_self, ticks): scalars
+    for f in fg.DESCRIPTOR.fields:
+        if f.name not in ("names", "levels"):
+            setattr(head, f.name, getattr(fg, f.name))
+    graph: dict = {}
+    if len(fg.names):
+        graph["names"] = list(fg.names)
+    if len(fg.levels):
+        graph["levels"] = [{"values": [str(v) for v in lv.values]} if len(lv.values) else {} for lv in fg.levels]
+    graph.update(json_format.MessageToDict(head, preserving_proto_field_name=False))
+    rest = type(message)()
+    rest.CopyFrom(message)
+    rest.ClearField("flamegraph")
+    return {fields["flamegraph"].json_name: graph, **json_format.MessageToDict(rest, preserving_proto_field_name=False)}
 
 
 def connect_code(err: ProfscopeError) -> str:
