@@ -9,6 +9,7 @@ opens anything else (no DuckDB connection or thread is inherited) where fork exi
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -64,10 +65,19 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
         os._exit(0)
 
 
+def _child_init(parent: int) -> None:
+    """First thing in a decoding process: die with ``parent``, and keep the garbage collector off
+    every object inherited from it (``gc.freeze``): they are never collected here, and a fork of a
+    process whose other threads were running may have caught some of them half-changed (a forked
+    worker's collector once crashed walking them under pytest)."""
+    die_with_parent(parent)
+    gc.freeze()
+
+
 def _executor(jobs: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_child_init, initargs=(os.getpid(),))
 
 
 def _decode_task(paths: list[str], fmt: str | None, limits: Limits) -> tuple[int, list[Profile | ProfscopeError]]:
@@ -256,7 +266,7 @@ _PARENT_ENDS: set = set()
 
 def _serve_requests(conn, parent: int) -> None:
     """A worker's loop: ``(fn, args)`` in, ``(True, result)`` or ``(False, error)`` out."""
-    die_with_parent(parent)
+    _child_init(parent)
     for end in list(_PARENT_ENDS):
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the server decides when we stop
