@@ -10,6 +10,11 @@ per sample, location or function.
 :func:`scan` returns None for anything this reading does not cover (another wire type, a value
 cut short, a message with very many fields); the caller then decodes message by message, which
 also words the error.
+
+The same reading is compiled (``_pprofscan.c``, built at install by ``hatch_build.py``): one pass
+over the bytes, about ten times faster on a pyroscope-sized profile. It covers a subset of what
+the numpy reading covers and gives the same columns; when it is not built, or steps aside, the
+numpy reading runs.
 """
 from __future__ import annotations
 
@@ -21,6 +26,11 @@ from google.protobuf.message import DecodeError
 
 from ..varint import uvarint
 from .proto import profile_pb2 as pb
+
+try:
+    from . import _pprofscan as native
+except ImportError:          # no C compiler at install: the numpy reading alone
+    native = None
 
 MAX_ROUNDS = 512          # fields in one message before falling back to the message-by-message path
 
@@ -117,7 +127,7 @@ def _walk(st: _Stream, starts: np.ndarray, ends: np.ndarray) -> _Fields:
         if (a >= end).any():
             raise _NotCovered
         two = wt == 2
-        if not (two | (wt == 0)).all():
+        if not (two | (wt == 0)).all() or (tag < np.uint64(8)).any():    # field number 0 is invalid
             raise _NotCovered
         b = pos + 2
         if two.any():
@@ -183,12 +193,35 @@ def _i64(x: np.ndarray) -> np.ndarray:
     return x.view(np.int64)
 
 
-def scan(raw: bytes) -> Scanned | None:
+def scan(raw: bytes, use_native: bool = True) -> Scanned | None:
     """Read ``raw`` (an uncompressed pprof) into columns, or None if this reading does not cover it.
-    The four tables form one varint stream and are walked together; so are the nested messages
-    (location lines and sample labels)."""
+    The compiled reading runs first when it is built; otherwise the four tables form one varint
+    stream and are walked together with numpy; so are the nested messages (location lines and
+    sample labels)."""
     try:
         view = pb.ProfileView.FromString(raw)
+    except DecodeError:
+        return None
+    if use_native and native is not None:
+        cols = native.scan(raw)
+        if cols is not None:
+            return _from_native(view, cols)
+    return _scan_numpy(view)
+
+
+_U64, _I64 = np.dtype(np.uint64), np.dtype(np.int64)      # native byte order, as the C code writes
+_NATIVE_TYPES = (_U64, _I64, _U64, _I64, _I64, _I64, _I64, _U64, _U64, _U64, _I64, _U64, _I64,
+                 _I64, _U64, _I64, _I64, _I64, _I64, _I64, _I64, _I64)
+
+
+def _from_native(view: pb.ProfileView, cols: tuple) -> Scanned:
+    c = [np.frombuffer(b, t) for b, t in zip(cols, _NATIVE_TYPES)]
+    labels = LabelRows(*c[17:22]) if len(c[17]) else None
+    return Scanned(view, Tables(*c[:13]), SampleColumns(c[13], c[14], c[15], c[16], labels))
+
+
+def _scan_numpy(view: pb.ProfileView) -> Scanned | None:
+    try:
         counts = (len(view.mapping), len(view.function), len(view.location), len(view.sample))
         st = _Stream(chain(view.mapping, view.function, view.location, view.sample))
         f = _walk(st, st.starts, st.ends)
