@@ -18,6 +18,7 @@ numpy reading runs.
 """
 from __future__ import annotations
 
+import os
 from itertools import chain
 from typing import NamedTuple
 
@@ -30,6 +31,8 @@ from .proto import profile_pb2 as pb
 try:
     from . import _pprofscan as native
 except ImportError:          # no C compiler at install: the numpy reading alone
+    native = None
+if os.environ.get("PROFSCOPE_PPROF_READER", "").lower() == "numpy":     # documented in docs/configuration.md
     native = None
 
 MAX_ROUNDS = 512          # fields in one message before falling back to the message-by-message path
