@@ -16,7 +16,7 @@ from ..model import Profile
 from ..query.selector import Matcher, Selection, parse_query
 from ..query.timeparse import parse_time
 from ..wire import flamebearer as fb
-from ..wire.legacy_ingest import decode_ingest, parse_params
+from ..wire.legacy_ingest import parse_params, stage_ingest
 from ..wire.proto.push.v1 import push_pb2
 from ..wire.push import stage_push
 from .connect_route import RawRequest, connect_method
@@ -41,39 +41,41 @@ def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) 
         state().store.ingest_many(items, tenant_id)
 
 
-@connect_method(bp, "/push.v1.PusherService/Push", None)
-def push(req: RawRequest):
-    """Parsed, decoded, checked and merged in a decoding worker (:func:`stage_push`), which
-    hands the result straight to the store's writer; this process only gives ids and writes."""
-    t = tenant()
+def _stage_in_worker(fn, args: tuple) -> None:
+    """``fn(*args)`` (a request decoded, checked and merged: a list of staged profiles) runs in a
+    decoding worker, which hands the result straight to the store's writer; this thread sleeps
+    until it is committed (or raises what went wrong). The writer knows the request is coming,
+    so it can wait for it and write it with the others in one transaction."""
     st = state()
     slot = _slot()
     try:
         pending = st.store.pending_ingest()
         try:
-            st.decoder.submit(stage_push, (req.body, req.content_type, req.content_encoding, st.limits, t,
-                                           time.time_ns()), pending.deliver, hashes=True)
+            st.decoder.submit(fn, args, pending.deliver, hashes=True)
         except BaseException as e:        # never handed over: the writer must not wait for it
             pending.deliver(False, e)
             raise
         pending.result()
     finally:
         slot.release()
+
+
+@connect_method(bp, "/push.v1.PusherService/Push", None)
+def push(req: RawRequest):
+    """Parsed, decoded, checked and merged in a decoding worker (:func:`stage_push`); this
+    process only gives ids and writes."""
+    _stage_in_worker(stage_push, (req.body, req.content_type, req.content_encoding, state().limits, tenant(),
+                                  time.time_ns()))
     return push_pb2.PushResponse()
 
 
 @bp.post("/ingest")
 @bp.post("/pyroscope/ingest")
 def legacy_ingest():
+    """Any format, decoded, checked and merged in a decoding worker (:func:`stage_ingest`)."""
     t = tenant()
     params = parse_params(request.args)
-    slot = _slot()
-    try:
-        item = decode_ingest(params, request.get_data(cache=False), request.content_type, state().limits,
-                             state().decoder.pprof)
-        store_profiles([(item.profile, item.labels)], t)
-    finally:
-        slot.release()
+    _stage_in_worker(stage_ingest, (params, request.get_data(cache=False), request.content_type, state().limits, t))
     return ("", 200)
 
 

@@ -29,6 +29,7 @@ from ..errors import BadInput, LimitExceeded, ProfscopeError, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits
 from ..model import FrameTable, Profile, ValueType
 from ..query.timeparse import parse_time
+from ..store.ingest import Staged, stage_input
 
 DEFAULT_SAMPLE_RATE = 100
 TEXT_FORMATS = ("folded", "lines", "groups")
@@ -168,10 +169,9 @@ def series_labels(metric: str, app: str, params: IngestParams) -> dict[str, str]
 
 # ------------------------------------------------------------------------------------ bodies
 def decode_ingest(params: IngestParams, body: bytes, content_type: str | None,
-                  limits: Limits = DEFAULT_LIMITS, pprof_decoder=None) -> IngestItem:
+                  limits: Limits = DEFAULT_LIMITS) -> IngestItem:
     """Decode the body of an ``/ingest`` request into the profile to store and its labels.
-    Bodies that cannot be decoded raise errors with HTTP status 422 (rejected profile).
-    ``pprof_decoder(bytes, limits)`` replaces ``decode_pprof`` (a server decodes in workers)."""
+    Bodies that cannot be decoded raise errors with HTTP status 422 (rejected profile)."""
     ctype = (content_type or "").lower()
     fmt = params.format
     if fmt in REFUSED_FORMATS or "octet-stream+trie" in ctype or "octet-stream+tree" in ctype:
@@ -183,7 +183,7 @@ def decode_ingest(params: IngestParams, body: bytes, content_type: str | None,
         suffix_type(params.name)   # a bad name is a bad request (400), not a rejected profile
     try:
         if fmt == "pprof" or (not fmt and "multipart/form-data" in ctype):
-            return _pprof(params, body, content_type or "", limits, pprof_decoder)   # the boundary is case-sensitive
+            return _pprof(params, body, content_type or "", limits)   # the boundary is case-sensitive
         if fmt == "speedscope":
             return _speedscope(params, body, limits)
         if fmt in ("", *TEXT_FORMATS):
@@ -192,6 +192,14 @@ def decode_ingest(params: IngestParams, body: bytes, content_type: str | None,
         raise _rejected(e) from None
     raise UnsupportedFormat(f"format {fmt!r} is not one of: folded, lines, pprof, speedscope "
                             f"(jfr, trie and tree are not supported)", status=415)
+
+
+def stage_ingest(params: IngestParams, body: bytes, content_type: str | None, limits: Limits,
+                 tenant: str) -> list[Staged]:
+    """A whole ``/ingest`` request decoded, checked and merged for the store: pure, so a decoding
+    worker runs it (as :func:`profscope.wire.push.stage_push` for a push)."""
+    item = decode_ingest(params, body, content_type, limits)
+    return [stage_input(item.profile, item.labels, tenant, limits)]
 
 
 def _rejected(e: ProfscopeError) -> ProfscopeError:
@@ -248,9 +256,8 @@ def _speedscope(params: IngestParams, body: bytes, limits: Limits) -> IngestItem
     return IngestItem(series_labels(metric, app, params), _timed(profile, params), list(profile.warnings))
 
 
-def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits, pprof_decoder=None) -> IngestItem:
+def _pprof(params: IngestParams, body: bytes, ctype: str, limits: Limits) -> IngestItem:
     from ..formats.pprof import decode_pprof
-    decode_pprof = pprof_decoder or decode_pprof    # e.g. a server's worker processes
     config: dict = {}
     if "multipart/form-data" in ctype.lower():
         parts = multipart_fields(body, ctype)
