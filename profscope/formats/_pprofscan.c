@@ -139,45 +139,32 @@ static int scalars(Out *o, const uint8_t *p, const uint8_t *end, uint64_t *vals,
     return 0;
 }
 
-static int line(Out *o, const uint8_t *p, const uint8_t *end, uint64_t loc) {
-    uint64_t v[2];
-    int r = scalars(o, p, end, v, 2, 0, NULL, 0);
+/* One message's scalar fields 1..n, field k's value appended to column cols[k-1] (none: -1). */
+static int record(Out *o, const uint8_t *p, const uint8_t *end, int n, const int *cols) {
+    uint64_t v[5];
+    int r = scalars(o, p, end, v, n, 0, NULL, 0);
     if (r)
         return r;
-    o->c[NLINES].v[loc]++;
-    if (push(o, LINE_FN, v[0]) || push(o, LINE_NO, v[1]))
-        return OOM;
+    for (int k = 0; k < n; k++)
+        if (cols[k] >= 0 && push(o, cols[k], v[k]))
+            return OOM;
     return 0;
+}
+
+static const int MAPPING_COLS[5] = {MAP_IDS, -1, -1, -1, MAP_FILE};
+static const int FUNCTION_COLS[5] = {FN_IDS, FN_NAME, FN_SYS, FN_FILE, FN_START};
+static const int LINE_COLS[2] = {LINE_FN, LINE_NO};
+static const int LABEL_COLS[4] = {LAB_KEY, LAB_STR, LAB_NUM, LAB_UNIT};
+
+static int line(Out *o, const uint8_t *p, const uint8_t *end, uint64_t loc) {
+    o->c[NLINES].v[loc]++;
+    return record(o, p, end, 2, LINE_COLS);
 }
 
 static int label(Out *o, const uint8_t *p, const uint8_t *end, uint64_t sample) {
-    uint64_t v[4];
-    int r = scalars(o, p, end, v, 4, 0, NULL, 0);
-    if (r)
-        return r;
-    if (push(o, LAB_SAMPLE, sample) || push(o, LAB_KEY, v[0]) || push(o, LAB_STR, v[1])
-        || push(o, LAB_NUM, v[2]) || push(o, LAB_UNIT, v[3]))
+    if (push(o, LAB_SAMPLE, sample))
         return OOM;
-    return 0;
-}
-
-static int mapping(Out *o, const uint8_t *p, const uint8_t *end) {
-    uint64_t v[5];
-    int r = scalars(o, p, end, v, 5, 0, NULL, 0);
-    if (r)
-        return r;
-    return (push(o, MAP_IDS, v[0]) || push(o, MAP_FILE, v[4])) ? OOM : 0;
-}
-
-static int function(Out *o, const uint8_t *p, const uint8_t *end) {
-    uint64_t v[5];
-    int r = scalars(o, p, end, v, 5, 0, NULL, 0);
-    if (r)
-        return r;
-    for (int k = 0; k < 5; k++)
-        if (push(o, FN_IDS + k, v[k]))
-            return OOM;
-    return 0;
+    return record(o, p, end, 4, LABEL_COLS);
 }
 
 static int location(Out *o, const uint8_t *p, const uint8_t *end) {
@@ -249,9 +236,9 @@ static int profile(Out *o, const uint8_t *p, const uint8_t *end) {
                 return BAD;
             switch (num) {
             case 2: r = sample(o, p, e); break;
-            case 3: r = mapping(o, p, e); break;
+            case 3: r = record(o, p, e, 5, MAPPING_COLS); break;
             case 4: r = location(o, p, e); break;
-            default: r = function(o, p, e); break;
+            default: r = record(o, p, e, 5, FUNCTION_COLS); break;
             }
             if (r)
                 return r;
