@@ -189,18 +189,18 @@ def test_decode_pool_decodes_like_the_caller_and_survives_a_dead_worker(data):
     pool = DecodePool(2)
     try:
         assert pool.active and len(_children(os.getpid())) >= 2
-        here, there = decode_pprof(raw), pool.pprof(raw)
+        here, there = decode_pprof(raw), pool.builtin(raw, "pprof")
         assert _rows(there.frames) == _rows(here.frames) and np.array_equal(there.values, here.values)
         assert np.array_equal(there.frames.keys, here.frames.keys)
         with pytest.raises(MalformedProfile) as inline:
             decode_pprof(bad)
         with pytest.raises(MalformedProfile) as pooled:
-            pool.pprof(bad)
+            pool.builtin(bad, "pprof")
         assert pooled.value.message == inline.value.message
         assert pool.builtin(b"main;work 3\nmain 1\n", None).n_samples == 2
         for pid in _children(os.getpid()):
             os.kill(pid, signal.SIGKILL)
-        assert pool.pprof(raw).n_samples == here.n_samples     # decoded here from now on
+        assert pool.builtin(raw, "pprof").n_samples == here.n_samples     # decoded here from now on
         assert not pool.active
     finally:
         pool.close()
@@ -230,7 +230,7 @@ def test_decode_pool_answers_each_thread_with_its_own_result(data):
         for k in range(30):
             i = (t * 7 + k) % len(raws)
             try:
-                p = pool.pprof(raws[i])
+                p = pool.builtin(raws[i], "pprof")
                 got = (p.n_samples, int(p.values.sum()), len(p.frames))
             except MalformedProfile as e:
                 got = e.message
@@ -275,7 +275,7 @@ def test_decode_pool_queues_calls_in_a_worker_and_answers_each_once(data):
     import threading
 
     from profscope.errors import MalformedProfile
-    from profscope.formats.parallel import DecodePool, _decode_pprof_bytes
+    from profscope.formats.parallel import DecodePool
     from profscope.formats.pprof import decode_pprof
     from profscope.limits import DEFAULT_LIMITS
     raws = [f.read_bytes() for f in pprof_files(data) if f.stat().st_size < 200_000][:10]
@@ -292,7 +292,7 @@ def test_decode_pool_queues_calls_in_a_worker_and_answers_each_once(data):
         return done
     try:
         for i, raw in enumerate(raws * 3):
-            pool.submit(_decode_pprof_bytes, (raw, DEFAULT_LIMITS), done_for(i))
+            pool.submit(decode_pprof, (raw, DEFAULT_LIMITS), done_for(i))
         for _ in range(len(raws) * 3):
             assert finished.acquire(timeout=60)
         assert [g[0] for g in got] == list(range(len(raws) * 3))

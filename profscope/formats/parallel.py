@@ -192,11 +192,6 @@ class _Pool:
 
 # ------------------------------------------------------------------------ a server's decoders
 
-def _decode_pprof_bytes(data: bytes, limits: Limits) -> Profile:
-    from .pprof import decode_pprof
-    return decode_pprof(data, limits)
-
-
 def _decode_bytes(data: bytes, fmt: str | None, limits: Limits, sample_rate: int | None) -> Profile:
     from . import decode
     return decode(data, fmt, limits, sample_rate=sample_rate)
@@ -379,10 +374,6 @@ class DecodePool:
         if not self._keys_valid:
             profile.frames.keys = None
         return profile
-
-    def pprof(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Profile:
-        """:func:`profscope.formats.pprof.decode_pprof` in a worker."""
-        return self._run(_decode_pprof_bytes, data, limits)
 
     def builtin(self, data: bytes, fmt: str | None, limits: Limits = DEFAULT_LIMITS,
                 sample_rate: int | None = None) -> Profile:

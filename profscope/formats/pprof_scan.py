@@ -12,7 +12,7 @@ cut short, a message with very many fields); the caller then decodes message by 
 also words the error.
 
 The same reading is compiled (``_pprofscan.c``, built at install by ``hatch_build.py``): one pass
-over the bytes, about ten times faster on a pyroscope-sized profile. It covers a subset of what
+over the bytes, about seven times faster on a pyroscope-sized profile (51 against 390 us). It covers a subset of what
 the numpy reading covers and gives the same columns; when it is not built, or steps aside, the
 numpy reading runs.
 """
