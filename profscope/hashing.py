@@ -11,14 +11,30 @@ from __future__ import annotations
 
 import numpy as np
 
+_GOLDEN, _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
 
 def mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64 finalizer over uint64 (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        return _mix_in_place(np.asarray(x).astype(np.uint64))      # a copy, worked on in place
+
+
+def _mix_in_place(z: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    """:func:`mix64` of uint64 array ``z``, written over it (``t``: scratch of z's shape)."""
+    if t is None:
+        t = np.empty_like(z)
+    z += _GOLDEN
+    np.right_shift(z, _S30, out=t)
+    z ^= t
+    z *= _M1
+    np.right_shift(z, _S27, out=t)
+    z ^= t
+    z *= _M2
+    np.right_shift(z, _S31, out=t)
+    z ^= t
+    return z
 
 
 def str_hashes(strings) -> np.ndarray:
@@ -32,8 +48,15 @@ def frame_content_keys(name: np.ndarray, system_name: np.ndarray, file: np.ndarr
     the others as integers. The chain starts from the salted string hashes, so it cannot be
     inverted from outside the process."""
     with np.errstate(over="ignore"):
-        h = mix64(name ^ (file * np.uint64(0x9FB21C651E98DF25)))
-        h = mix64(h ^ system_name ^ (mapping_file * np.uint64(0xC2B2AE3D27D4EB4F)))
-        h = mix64(h ^ line.astype(np.uint64))
-        h = mix64(h ^ start_line.astype(np.uint64))
-        return mix64(h ^ address.astype(np.uint64))
+        t = np.empty(len(name), np.uint64)
+        h = np.multiply(file, np.uint64(0x9FB21C651E98DF25), dtype=np.uint64)
+        h ^= name
+        _mix_in_place(h, t)
+        np.multiply(mapping_file, np.uint64(0xC2B2AE3D27D4EB4F), out=t)
+        h ^= system_name
+        h ^= t
+        _mix_in_place(h, t)
+        for col in (line, start_line, address):
+            h ^= col.astype(np.uint64, copy=False)
+            _mix_in_place(h, t)
+        return h

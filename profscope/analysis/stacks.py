@@ -25,11 +25,12 @@ GRANULARITIES = ("functions", "files", "lines", "addresses")
 _POS_MIX = _mix(np.arange(1 << 16, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)) | np.uint64(1)
 
 
-def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(index of one occurrence of each distinct value, in sorted order; group of each element)."""
+def unique_inverse(x: np.ndarray, first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one occurrence of each distinct value, in sorted order; group of each element).
+    ``first``: the first occurrence (a stable sort, a little slower)."""
     if not len(x):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(x)
+    order = np.argsort(x, kind="stable" if first else None)
     xs = x[order]
     start = np.empty(len(x), bool)
     start[0] = True
@@ -103,8 +104,11 @@ def stack_hashes(offsets: np.ndarray, flat: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         if len(flat) == 0:
             return _mix(lens.astype(np.uint64))
-        pos = np.arange(len(flat), dtype=np.int64) - np.repeat(offsets[:-1], lens)
-        terms = _mix(flat.astype(np.uint64)) * _POS_MIX[pos % len(_POS_MIX)] + np.uint64(pos)
+        pos = np.arange(len(flat), dtype=np.int64)
+        pos -= np.repeat(offsets[:-1], lens)
+        terms = _mix(flat)
+        terms *= _POS_MIX[pos & (len(_POS_MIX) - 1)]      # a power of two: & is the modulo
+        terms += pos.view(np.uint64)
         csum = np.cumsum(terms, dtype=np.uint64)
         csum0 = np.concatenate([np.zeros(1, np.uint64), csum])
         h = csum0[offsets[1:]] - csum0[offsets[:-1]]

@@ -18,6 +18,7 @@ from itertools import chain
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from ..analysis.stacks import unique_inverse
 from ..errors import LimitExceeded, MalformedProfile, UnsupportedFormat
 from ..hashing import frame_content_keys, str_hashes
 from ..limits import DEFAULT_LIMITS, Limits
@@ -318,9 +319,10 @@ def _prune_drop_frames(drop, keep, sloc_pos, soffs, loc_frame_lists, frame_names
 def _ids(ids: np.ndarray, what: str) -> np.ndarray:
     if len(ids) and (ids == 0).any():
         raise MalformedProfile(f"malformed profile: found {what} with reserved ID=0")
-    u, c = np.unique(ids, return_counts=True)
-    if (c > 1).any():
-        raise MalformedProfile(f"malformed profile: duplicate {what} id {int(u[c > 1][0])}"
+    s = np.sort(ids)
+    dup = s[1:] == s[:-1]
+    if dup.any():                       # the smallest id given twice is named
+        raise MalformedProfile(f"malformed profile: duplicate {what} id {int(s[1:][dup][0])}"
                                + (" (sample has nil location)" if what == "location" else ""))
     return ids
 
@@ -345,23 +347,32 @@ def _positions(ids: np.ndarray, refs: np.ndarray, err) -> np.ndarray:
     return order[pos_c] if len(refs) else np.zeros(0, np.int64)
 
 
-def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``np.unique(keys, axis=0, return_index=True, return_inverse=True)`` for an (n, k) int64
-    array; when the columns' ranges multiply to under 2**62, through one int64 code per row (same
-    order, much faster than sorting rows as raw bytes)."""
-    if not len(keys):
+def _unique_cols(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of int64 columns ``cols`` (equal lengths): the index of each one's first
+    occurrence, in row order, and each row's group, as ``np.unique(np.stack(cols, 1), axis=0,
+    return_index=True, return_inverse=True)`` gives them. When the columns' ranges multiply to
+    under 2**62, through one int64 code per row (ordered as the rows, much faster than sorting
+    rows as raw bytes)."""
+    if not len(cols[0]):
         z = np.zeros(0, np.int64)
-        return np.zeros((0, keys.shape[1]), np.int64), z, z
-    lo = keys.min(axis=0)
-    span = keys.max(axis=0) - lo + 1
-    if float(np.prod(span.astype(np.float64))) >= 2.0**62:
-        uk, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        return uk, first, inv.reshape(-1)
-    code = np.zeros(len(keys), np.int64)
-    for j in range(keys.shape[1]):
-        code = code * int(span[j]) + (keys[:, j] - lo[j])
-    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
-    return keys[first], first, inv.reshape(-1)
+        return z, z
+    bounds = [(int(c.min()), int(c.max())) for c in cols]
+    total = 1
+    for lo, hi in bounds:
+        total *= hi - lo + 1
+    if total >= 2**62:
+        _, first, inv = np.unique(np.stack(cols, axis=1), axis=0, return_index=True, return_inverse=True)
+        return first, inv.reshape(-1)
+    code = cols[0] - bounds[0][0]
+    for c, (lo, hi) in zip(cols[1:], bounds[1:]):
+        code = code * (hi - lo + 1) + (c - lo)
+    return unique_inverse(code, first=True)
+
+
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_unique_cols` of an (n, k) int64 array's columns, with the distinct rows."""
+    first, inv = _unique_cols(list(keys.T))
+    return keys[first], first, inv
 
 
 def _check_strs(nstr: int, idx: np.ndarray, what: str) -> None:
@@ -404,25 +415,25 @@ def _location_frames(t: Tables, strings: list[str]):
 
     # frame key per location line: (function, line number, mapping); address-only: (address, mapping)
     lm = map_pos[line_loc] + 1
-    line_keys = np.stack([line_fpos.astype(np.int64), line_no, lm], axis=1)
+    line_fpos = line_fpos.astype(np.int64, copy=False)
+    first_line, inv_line = _unique_cols([line_fpos, line_no, lm])
     addr_only = np.flatnonzero(nlines == 0)
-    addr_keys = np.stack([loc_addr[addr_only].view(np.int64), map_pos[addr_only] + 1], axis=1)
-    uk_line, _, inv_line = _unique_rows(line_keys)
-    uk_addr, _, inv_addr = _unique_rows(addr_keys)
-    nlf = len(uk_line)
+    a_addr, a_map = loc_addr[addr_only].view(np.int64), map_pos[addr_only] + 1
+    first_addr, inv_addr = _unique_cols([a_addr, a_map])
+    nlf = len(first_line)
     # strings picked by index with numpy (an object array), straight from the string table to
     # each frame; string_table[0] is "": an address-only frame's name, file of no mapping
     table = np.empty(nstr, object)
     table[:] = strings
-    fp = uk_line[:, 0]
-    pad = np.zeros(len(uk_addr), np.int64)
+    fp = line_fpos[first_line]
+    pad = np.zeros(len(first_addr), np.int64)
     mfile = np.concatenate([np.zeros(1, np.int64), t.map_file])
     name_i = np.concatenate([t.fn_name[fp], pad])
     sys_i = np.concatenate([t.fn_sys[fp], pad])
     file_i = np.concatenate([t.fn_file[fp], pad])
-    map_i = mfile[np.concatenate([uk_line[:, 2], uk_addr[:, 1]])]
-    line, start = np.concatenate([uk_line[:, 1], pad]), np.concatenate([fn_start[fp], pad])
-    addr = np.concatenate([np.zeros(nlf, np.uint64), uk_addr[:, 0].view(np.uint64)])
+    map_i = mfile[np.concatenate([lm[first_line], a_map[first_addr]])]
+    line, start = np.concatenate([line_no[first_line], pad]), np.concatenate([fn_start[fp], pad])
+    addr = np.concatenate([np.zeros(nlf, np.uint64), a_addr[first_addr].view(np.uint64)])
     sh = str_hashes(strings)     # the content keys from one hash per string of the table
     frames = FrameTable(table[name_i].tolist(), table[sys_i].tolist(), table[file_i].tolist(), line, start,
                         addr, table[map_i].tolist(),
@@ -434,8 +445,8 @@ def _location_frames(t: Tables, strings: list[str]):
     np.cumsum(loc_lens, out=loc_offs[1:])
     loc_flat = np.empty(int(loc_offs[-1]), np.int32)
     line_start = np.repeat(loc_offs[:-1] , nlines) + (np.arange(len(line_loc)) - np.repeat(np.cumsum(nlines) - nlines, nlines))
-    loc_flat[line_start] = inv_line.reshape(-1)
-    loc_flat[loc_offs[addr_only]] = nlf + inv_addr.reshape(-1)
+    loc_flat[line_start] = inv_line
+    loc_flat[loc_offs[addr_only]] = nlf + inv_addr
     return frames, loc_ids, loc_lens, loc_offs, loc_flat
 
 

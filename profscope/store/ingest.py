@@ -8,6 +8,7 @@ stack, one set of rows per sample type.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import deque
@@ -121,11 +122,16 @@ def profile_name(sample_type: str, labels: dict[str, str]) -> str:
     return "profile"
 
 
+_ASCII_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")     # the ASCII names check_labels allows
+
+
 def check_labels(labels: dict[str, str], limits: Limits) -> None:
     if len(labels) > limits.max_label_names:
         raise LimitExceeded(f"{len(labels)} labels on the series; limit max_label_names={limits.max_label_names}")
     for k, v in labels.items():
-        if not k or not (k[0].isalpha() or k[0] == "_") or not all(c.isalnum() or c in "_." for c in k):
+        if _ASCII_LABEL_NAME.fullmatch(k):          # the usual case, without a loop per character
+            pass
+        elif not k or not (k[0].isalpha() or k[0] == "_") or not all(c.isalnum() or c in "_." for c in k):
             raise BadInput(f"label name {k!r} is invalid: use letters, digits, '_' and '.', not starting with a digit")
         if k.startswith("__") and k not in RESERVED_OK:
             raise BadInput(f"label name {k!r} is reserved (names starting with '__')")
