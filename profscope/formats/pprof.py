@@ -348,11 +348,10 @@ def _positions(ids: np.ndarray, refs: np.ndarray, err) -> np.ndarray:
 
 
 def _unique_cols(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of int64 columns ``cols`` (equal lengths): the index of each one's first
-    occurrence, in row order, and each row's group, as ``np.unique(np.stack(cols, 1), axis=0,
-    return_index=True, return_inverse=True)`` gives them. When the columns' ranges multiply to
-    under 2**62, through one int64 code per row (ordered as the rows, much faster than sorting
-    rows as raw bytes)."""
+    """The distinct rows of int64 columns ``cols`` (equal lengths), sorted: the index of each
+    one's first occurrence and each row's group. When the columns' ranges multiply to under 2**62,
+    through one int64 code per row (rows in numeric order, much faster than sorting rows as raw
+    bytes); otherwise ``np.unique(..., axis=0)`` (its own order)."""
     if not len(cols[0]):
         z = np.zeros(0, np.int64)
         return z, z
