@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "duckdb_memory_limit": "",    # e.g. "1GB"; empty = DuckDB's default
     "duckdb_threads": 0,          # 0 = DuckDB's default (all cores)
     "max_concurrent_ingest": 64,  # requests waiting to ingest beyond this get 429
-    "write_linger_ms": 15,        # under concurrent ingest, the writer waits this long for more per transaction
+    "write_linger_ms": 5,         # under concurrent ingest, the writer waits this long for more per transaction
     "decode_workers": -1,         # `profscope serve`: processes decoding uploads; -1 = one per core (up to 4) on 2+ cores, 0 = none
     "admin_token": "",            # when set, Wasm plugin upload/delete/settings need "Authorization: Bearer <token>"
     "otlp_grpc_port": 4317,
