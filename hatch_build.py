@@ -19,9 +19,9 @@ SOURCE = "profscope/formats/_pprofscan.c"
 
 
 def _compilers() -> list[list[str]]:
-    found = []
+    found: list[list[str]] = []
     for cmd in (os.environ.get("CC"), sysconfig.get_config_var("CC"), "cc", "gcc", "clang"):
-        if cmd and shutil.which(shlex.split(cmd)[0]):
+        if cmd and shutil.which(shlex.split(cmd)[0]) and shlex.split(cmd) not in found:
             found.append(shlex.split(cmd))
     return found
 
