@@ -109,11 +109,24 @@ static inline int skip(const uint8_t **pp, const uint8_t *end, int wt) {
     return BAD;
 }
 
-/* Reads the scalar (wire type 0) fields first..first+n-1 of one message into vals (0 when absent,
-   the last occurrence wins); field `nested` (if > 0) must be length-delimited and is handed to
-   `on_nested`. Other fields are skipped. */
+/* Reads a sub-message [p, end) whose owner (location, sample) has index `owner`. */
 typedef int (*nested_fn)(Out *, const uint8_t *, const uint8_t *, uint64_t);
 
+/* A length-delimited sub-message handed to fn (with its owner's index); *pp moves past it. */
+static int nested_msg(Out *o, const uint8_t **pp, const uint8_t *end, int wt, nested_fn fn, uint64_t owner) {
+    const uint8_t *e;
+    int r;
+    if (wt != 2 || payload(pp, end, &e))
+        return BAD;
+    if ((r = fn(o, *pp, e, owner)))
+        return r;
+    *pp = e;
+    return 0;
+}
+
+/* Reads the scalar (wire type 0) fields 1..n of one message into vals (0 when absent, the last
+   occurrence wins); field `nested` (if > 0) must be length-delimited and is handed to
+   `on_nested`. Other fields are skipped. */
 static int scalars(Out *o, const uint8_t *p, const uint8_t *end, uint64_t *vals, int n, uint32_t nested,
                    nested_fn on_nested, uint64_t owner) {
     memset(vals, 0, sizeof(uint64_t) * (size_t)n);
@@ -126,12 +139,8 @@ static int scalars(Out *o, const uint8_t *p, const uint8_t *end, uint64_t *vals,
             if (wt != 0 || varint(&p, end, &vals[num - 1]))
                 return BAD;
         } else if (nested && num == nested) {
-            const uint8_t *e;
-            if (wt != 2 || payload(&p, end, &e))
-                return BAD;
-            if ((r = on_nested(o, p, e, owner)))
+            if ((r = nested_msg(o, &p, end, wt, on_nested, owner)))
                 return r;
-            p = e;
         } else if (skip(&p, end, wt)) {
             return BAD;
         }
@@ -210,12 +219,8 @@ static int sample(Out *o, const uint8_t *p, const uint8_t *end) {
                 return BAD;
             }
         } else if (num == 3) {
-            const uint8_t *e;
-            if (wt != 2 || payload(&p, end, &e))
-                return BAD;
-            if ((r = label(o, p, e, s)))
+            if ((r = nested_msg(o, &p, end, wt, label, s)))
                 return r;
-            p = e;
         } else if (skip(&p, end, wt)) {
             return BAD;
         }
