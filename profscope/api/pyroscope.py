@@ -12,7 +12,6 @@ import time
 from flask import Blueprint, jsonify, request
 
 from ..errors import BadInput, Overloaded
-from ..model import Profile
 from ..query.selector import Matcher, Selection, parse_query
 from ..query.timeparse import parse_time
 from ..wire import flamebearer as fb
@@ -32,13 +31,6 @@ def _slot():
         raise Overloaded(f"more than max_concurrent_ingest={st.config['max_concurrent_ingest']} "
                          "ingest requests in flight; retry later")
     return st.ingest_slots
-
-
-def store_profiles(items: list[tuple[Profile, dict[str, str]]], tenant_id: str) -> None:
-    """All profiles of one request are checked first, then stored in one transaction (shared
-    with concurrent requests: the store's group commit)."""
-    if items:
-        state().store.ingest_many(items, tenant_id)
 
 
 def _stage_in_worker(fn, args: tuple) -> None:

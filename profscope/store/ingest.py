@@ -419,8 +419,8 @@ class GroupWriter:
     (:func:`stage_input`) in their own threads or in decoding workers, and queue them
     (:class:`PendingIngest`); the writer thread takes every queued submission (up to
     ``ROWS_PER_TRANSACTION`` sample rows, never splitting one), gives their frames, stacks, label
-    sets and series ids, and writes them in ONE transaction (one fsync). Only the writer thread changes the dictionaries, so ingesting threads never queue for
-    their lock. A failed transaction fails every submission in it and the dictionaries are
+    sets and series ids, and writes them in ONE transaction (one fsync). Only the writer thread
+    changes the dictionaries, so ingesting threads never queue for their lock. A failed transaction fails every submission in it and the dictionaries are
     reloaded from the database, so nothing half-stored is ever referenced.
 
     ``linger`` (seconds): when the previous transaction held several submissions (ingests are
